@@ -1,0 +1,105 @@
+"""The click command ``obskit validate``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from obskit.schema.policy import PolicyError, load_policy
+from obskit.schema.stream import LineReport
+from obskit.validate.inputs import InputError, expand_inputs
+from obskit.validate.reporters import FORMATS, render, text_line
+from obskit.validate.runner import run_validation
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="Report format: text (path:line:col), json, junit, sarif, github (annotations).",
+)
+@click.option("--glob", "globs", multiple=True, help="File pattern inside folders (repeatable).")
+@click.option("--config", "config", type=click.Path(path_type=Path), help="obskit.toml policy.")
+@click.option("--max-errors", type=int, default=None, help="Stop listing after N violations.")
+@click.option("--max-line-bytes", type=int, default=None, help="Override the line limit.")
+@click.option("--allow-blank", is_flag=True, help="Skip blank lines instead of reporting them.")
+@click.option("--accept-utf16", is_flag=True, help="Transcode UTF-16 files instead of failing.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the report here.")
+@click.option("--quiet", "-q", is_flag=True, help="Text format: print only the summary.")
+def validate(
+    inputs: tuple[str, ...],
+    fmt: str,
+    globs: tuple[str, ...],
+    config: Path | None,
+    max_errors: int | None,
+    max_line_bytes: int | None,
+    allow_blank: bool,
+    accept_utf16: bool,
+    output: Path | None,
+    quiet: bool,
+) -> None:
+    """Check log files against log schema v1.
+
+    INPUTS are files, folders (searched recursively for *.log, *.jsonl, *.ndjson and their .gz)
+    or - for stdin. Exit code: 0 all valid, 1 violations found, 2 usage or I/O error.
+    """
+    try:
+        policy = load_policy(config)
+    except PolicyError as exc:
+        raise click.UsageError(str(exc)) from None
+    overrides: dict[str, object] = {}
+    if max_line_bytes is not None:
+        overrides["max_line_bytes"] = max_line_bytes
+    if allow_blank:
+        overrides["allow_blank"] = True
+    if overrides:
+        import dataclasses
+
+        try:
+            policy = dataclasses.replace(policy, **overrides)  # type: ignore[arg-type]
+        except PolicyError as exc:
+            raise click.UsageError(str(exc)) from None
+    try:
+        paths = list(expand_inputs(inputs, globs))
+    except InputError as exc:
+        click.echo(f"obskit validate: error: {exc}", err=True)
+        sys.exit(2)
+
+    stream_text = fmt == "text" and not quiet and output is None
+    out = sys.stdout
+
+    def on_report(path: str, rep: LineReport) -> None:
+        for v in rep.violations:
+            out.write(text_line(path, rep, v) + "\n")
+
+    res = run_validation(
+        paths,
+        policy,
+        max_errors=max_errors,
+        accept_utf16=accept_utf16,
+        on_report=on_report if stream_text else None,
+    )
+    report = render(res, fmt)
+    if output is not None:
+        if fmt == "text" and not quiet:
+            lines = [
+                text_line(fr.path, r, v)
+                for fr in res.files
+                for r in fr.reports
+                for v in r.violations
+            ]
+            report = "\n".join(lines) + ("\n" if lines else "") + report
+        output.write_text(report, encoding="utf-8")
+        click.echo(render(res, "text"), nl=False, err=True)
+    else:
+        out.write(report)
+    for fr in res.files:
+        if fr.io_error and fmt not in ("text", "github"):
+            click.echo(f"obskit validate: error: {fr.io_error}", err=True)
+    sys.exit(res.exit_code)

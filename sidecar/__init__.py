@@ -1,0 +1,1 @@
+"""obskit-sidecar: tails a log folder, enforces schema v1, forwards to Loki / Elasticsearch."""
