@@ -1,0 +1,80 @@
+"""The sink interface every destination implements (file archive, Loki, Elasticsearch).
+
+The engine gives each sink its own worker thread and queue; the worker calls :meth:`Sink.send`
+for one :class:`Batch` at a time. ``send`` blocks until the backend confirmed every line or
+rejected some for good (retries, backoff and splitting happen inside), and returns what it
+could not deliver. A batch is acknowledged to the checkpoint store only when every sink has
+returned for it; rejected lines go to the dead-letter file with the sink's reason, so nothing
+is ever dropped silently.
+"""
+
+from __future__ import annotations
+
+import abc
+import threading
+from dataclasses import dataclass, field
+
+from obskit.schema.record import Record
+
+
+@dataclass(slots=True)
+class Batch:
+    """Lines ready to ship, columnar (no object per line).
+
+    ``lines[i]`` is the line as it will be shipped (UTF-8 JSON, no newline, possibly
+    repaired); ``records[i]`` its decoded schema fields; ``ids[i]`` a deterministic id made of
+    the file identity and the line's byte offset (``<file_key>-<offset>``), the same after any
+    retry or restart, so backends that support ids can deduplicate. ``static`` holds the
+    enrichment fields of this sidecar (``environment``, ``host``, ``pod``, ...).
+    """
+
+    seq: int
+    lines: list[bytes]
+    records: list[Record]
+    ids: list[str]
+    static: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(map(len, self.lines))
+
+
+@dataclass(slots=True)
+class SendResult:
+    """What a sink could not deliver for good: ``(index in batch, reason)`` pairs.
+
+    An empty result means every line was accepted (for Elasticsearch, an existing ``_id``
+    counts as accepted).
+    """
+
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+class SinkStopped(Exception):
+    """Raised by :meth:`Sink.send` when the sidecar is shutting down before the batch was
+    delivered; the batch is not acknowledged and will be read again after a restart."""
+
+
+class Sink(abc.ABC):
+    """A destination. Subclasses implement :meth:`send`; :attr:`stopping` is set on shutdown
+    and must interrupt retry waits (use ``self.stopping.wait(delay)`` to sleep)."""
+
+    #: Short name used in metrics and logs (``loki``, ``elasticsearch``, ``file``).
+    kind: str = "sink"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.stopping = threading.Event()
+
+    def start(self) -> None:  # noqa: B027 - optional hook
+        """Open connections or files; called once before the first :meth:`send`."""
+
+    @abc.abstractmethod
+    def send(self, batch: Batch) -> SendResult:
+        """Deliver ``batch``; block through retries; raise :class:`SinkStopped` on shutdown."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; called once after the last :meth:`send`."""

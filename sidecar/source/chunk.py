@@ -1,0 +1,38 @@
+"""What the source hands the engine: complete lines read from one file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Complete lines read from one file, in order.
+
+    ``file_key`` is the file's identity (fingerprint + device/inode), stable across renames;
+    ``start``/``end`` are byte offsets in the file as it is on disk: ``end`` is where the next
+    read starts and what the checkpoint advances to once every sink acknowledged these lines.
+    ``data`` is UTF-8 (a UTF-16 file is transcoded; a UTF-8 BOM is dropped), lines separated
+    by ``\\n``, the last one terminated. ``offsets`` gives each line's start offset on disk when
+    it cannot be derived from ``data`` (transcoded files); otherwise it is ``None``.
+    ``flushed_partial`` is set when the last line had no newline and was flushed by timeout.
+    """
+
+    file_key: str
+    path: str
+    start: int
+    end: int
+    data: bytes
+    offsets: list[int] | None = None
+    flushed_partial: bool = False
+
+    def line_offsets(self, lines: list[bytes]) -> list[int]:
+        """Each line's start offset in the file (``lines`` is ``data`` split on ``\\n``)."""
+        if self.offsets is not None:
+            return self.offsets
+        out = []
+        pos = self.start
+        for ln in lines:
+            out.append(pos)
+            pos += len(ln) + 1
+        return out
