@@ -1,5 +1,5 @@
 """Destinations: the local file archive (default), Grafana Loki, Elasticsearch/OpenSearch."""
 
-from sidecar.sinks.base import Batch, SendResult, Sink, SinkStopped
+from sidecar.sinks.base import Batch, SendResult, Sink, SinkMetrics, SinkStopped
 
-__all__ = ["Batch", "SendResult", "Sink", "SinkStopped"]
+__all__ = ["Batch", "SendResult", "Sink", "SinkMetrics", "SinkStopped"]

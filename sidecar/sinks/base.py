@@ -58,6 +58,26 @@ class SinkStopped(Exception):
     delivered; the batch is not acknowledged and will be read again after a restart."""
 
 
+class SinkMetrics:
+    """What a sink reports while sending. This base does nothing; the engine installs one
+    backed by Prometheus collectors (labels: the sink's name)."""
+
+    def request(self, seconds: float, outcome: str) -> None:
+        """One request (or file write) took ``seconds``; ``outcome`` e.g. ``204``, ``timeout``."""
+
+    def retry(self, cause: str) -> None:
+        """A retry is about to happen because of ``cause`` (``429``, ``5xx``, ``timeout``...)."""
+
+    def sent(self, lines: int, nbytes: int) -> None:
+        """``lines`` lines (``nbytes`` bytes on the wire) were accepted by the backend."""
+
+    def dead_lettered(self, reason: str, lines: int = 1) -> None:
+        """``lines`` lines were rejected for good; ``reason`` is a short category."""
+
+    def spool_bytes(self, nbytes: int) -> None:
+        """Current size of this sink's disk spool."""
+
+
 class Sink(abc.ABC):
     """A destination. Subclasses implement :meth:`send`; :attr:`stopping` is set on shutdown
     and must interrupt retry waits (use ``self.stopping.wait(delay)`` to sleep)."""
@@ -68,6 +88,7 @@ class Sink(abc.ABC):
     def __init__(self, name: str) -> None:
         self.name = name
         self.stopping = threading.Event()
+        self.metrics = SinkMetrics()
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections or files; called once before the first :meth:`send`."""
