@@ -4,6 +4,7 @@ This is the one implementation of the rules in the project: the ``obskit validat
 the SDK's tests, the pytest plugin and the sidecar all call into here.
 """
 
+from obskit.schema.jsonschema_doc import json_schema
 from obskit.schema.policy import Policy, PolicyError, load_policy
 from obskit.schema.record import Record, timestamp_ns
 from obskit.schema.rules import (
@@ -40,6 +41,7 @@ __all__ = [
     "StreamSummary",
     "Violation",
     "check_line",
+    "json_schema",
     "load_policy",
     "nearest_level",
     "split_lines",
