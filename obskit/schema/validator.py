@@ -487,13 +487,14 @@ def _has_duplicate_needle(line: bytes) -> bool:
 
 
 def _check_ids(ids: list[object], name: str, bulk: re.Pattern[str], zero: str) -> int | None:
-    vals = [v for v in ids if v]
+    # "" is present and invalid: test for str, not truthiness.
+    vals = [v for v in ids if isinstance(v, str)]
     if not vals:
         return None
-    joined = "\n".join(vals) + "\n"  # type: ignore[arg-type]
+    joined = "\n".join(vals) + "\n"
     if bulk.fullmatch(joined) is None or zero in joined:
         check = rules.check_trace_id if name == "trace_id" else rules.check_span_id
-        return _first_index(ids, lambda v: bool(v) and check(v) is not None)
+        return _first_index(ids, lambda v: isinstance(v, str) and check(v) is not None)
     return None
 
 
