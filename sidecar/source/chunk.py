@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True, frozen=True)
+class TooLong:
+    """A line longer than ``max_line_bytes``, left out of ``Chunk.data``.
+
+    ``offset`` is where it starts on disk, ``length`` its length in bytes on disk without the
+    newline, ``head`` its first bytes (at most 1 KiB) so the quarantine can show what it was.
+    The tailer streams past such a line: it is never held in memory whole.
+    """
+
+    offset: int
+    length: int
+    head: bytes
 
 
 @dataclass(slots=True)
@@ -15,7 +29,11 @@ class Chunk:
     ``data`` is UTF-8 (a UTF-16 file is transcoded; a UTF-8 BOM is dropped), lines separated
     by ``\\n``, the last one terminated. ``offsets`` gives each line's start offset on disk when
     it cannot be derived from ``data`` (transcoded files); otherwise it is ``None``.
-    ``flushed_partial`` is set when the last line had no newline and was flushed by timeout.
+    ``flushed_partial`` is set when the last line had no newline and was flushed by timeout
+    (``data`` still ends with ``\n``; ``end`` is the offset on disk, without it).
+    ``too_long`` lists lines over the limit that lie in ``[start, end)`` but are not in
+    ``data``; the tailer emits each in a chunk of its own with empty ``data``, so ``data`` is
+    always contiguous from ``start`` (or described by ``offsets``).
     """
 
     file_key: str
@@ -25,6 +43,7 @@ class Chunk:
     data: bytes
     offsets: list[int] | None = None
     flushed_partial: bool = False
+    too_long: list[TooLong] = field(default_factory=list)
 
     def line_offsets(self, lines: list[bytes]) -> list[int]:
         """Each line's start offset in the file (``lines`` is ``data`` split on ``\\n``)."""

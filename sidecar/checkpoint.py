@@ -1,0 +1,239 @@
+"""Where every file has been read to, durably: the sidecar's checkpoint store.
+
+One small JSON file holds, per file identity (``Chunk.file_key``), the byte offset up to which
+every line has been acknowledged by every sink. It is replaced atomically (temp file in the same
+folder, fsync, ``os.replace``, fsync of the folder) so a crash at any moment leaves either the
+old or the new content; a SHA-256 over the entries detects a file that is corrupt anyway (disk
+trouble, a hand edit), which is moved aside and reported instead of crashing the sidecar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import msgspec
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(Exception):
+    """The checkpoint file could not be written (the previous one is left intact)."""
+
+
+class _Entry(msgspec.Struct, forbid_unknown_fields=True):
+    offset: int
+    path: str
+    seen: float  # wall-clock time the file was last seen or advanced; drives retention
+
+
+class _File(msgspec.Struct, forbid_unknown_fields=True):
+    version: int
+    saved: float
+    files: dict[str, _Entry]
+    sha256: str
+
+
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def _digest(files: dict[str, _Entry]) -> str:
+    return hashlib.sha256(_encoder.encode(files)).hexdigest()
+
+
+class CheckpointStore:
+    """Per-file-identity read offsets, saved durably.
+
+    ``advance`` only moves forward and only touches memory; ``save`` persists. The engine calls
+    ``advance`` once every sink acknowledged the lines up to ``offset``, and ``save`` on an
+    interval and at shutdown. ``retention`` (seconds) bounds how long an identity that is no
+    longer on disk is remembered (see ``forget_gone``).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        retention: float = 7 * 86400,
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = Path(path)
+        self.retention = retention
+        self._now = wall_clock
+        self._files: dict[str, _Entry] = {}
+        self._dirty = False
+        #: Wall-clock time of the last successful save (or load), None before: for an age metric.
+        self.last_saved: float | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+    def load(self) -> list[str]:
+        """Read the file; return warnings. A missing file is a fresh start; a corrupt or
+        truncated one is moved aside to ``<name>.corrupt-<ts>`` and the store starts empty."""
+        warnings: list[str] = []
+        self._files = {}
+        self._dirty = False
+        self._remove_stale_temps(warnings)
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return warnings
+        except OSError as exc:
+            raise CheckpointError(f"cannot read checkpoint file {self.path}: {exc}") from exc
+        problem: str | None = None
+        try:
+            doc = msgspec.json.decode(raw, type=_File)
+        except msgspec.DecodeError as exc:
+            problem = f"not a valid checkpoint file ({exc})"
+        else:
+            if doc.version != FORMAT_VERSION:
+                problem = f"unsupported checkpoint format version {doc.version}"
+            elif doc.sha256 != _digest(doc.files):
+                problem = "checksum mismatch (file corrupt or edited)"
+            elif any(e.offset < 0 for e in doc.files.values()):
+                problem = "negative offset"
+        if problem is None:
+            self._files = dict(doc.files)
+            self.last_saved = doc.saved
+            return warnings
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(self._now())}")
+        try:
+            os.replace(self.path, aside)
+            where = f"moved aside to {aside}"
+        except OSError as exc:
+            where = f"could not be moved aside ({exc})"
+        warnings.append(
+            f"checkpoint file {self.path}: {problem}; {where}; starting without checkpoints"
+            " (files are read again from their start: duplicates are possible, no loss)"
+        )
+        return warnings
+
+    def _remove_stale_temps(self, warnings: list[str]) -> None:
+        folder = self.path.parent
+        if not folder.is_dir():
+            return
+        for tmp in folder.glob(f".{self.path.name}.tmp-*"):
+            try:
+                tmp.unlink()
+            except OSError as exc:
+                warnings.append(f"cannot remove stale temporary checkpoint file {tmp}: {exc}")
+
+    def get(self, file_key: str) -> int | None:
+        """The acknowledged offset of ``file_key``, or None when unknown."""
+        e = self._files.get(file_key)
+        return None if e is None else e.offset
+
+    def keys(self) -> list[str]:
+        """Every file identity remembered."""
+        return list(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    # -- writing ---------------------------------------------------------------------------
+    def advance(self, file_key: str, offset: int, path: str) -> None:
+        """Record that every line of ``file_key`` before ``offset`` is acknowledged.
+
+        Monotonic: an offset lower than the one recorded is ignored (a truncated file gets a
+        new identity, so its offsets restart under another key).
+        """
+        e = self._files.get(file_key)
+        now = self._now()
+        if e is None:
+            self._files[file_key] = _Entry(offset, path, now)
+        elif offset > e.offset or path != e.path:
+            e.offset = max(e.offset, offset)
+            e.path = path
+            e.seen = now
+        else:
+            return
+        self._dirty = True
+
+    def forget(self, file_key: str) -> None:
+        """Drop one identity now."""
+        if self._files.pop(file_key, None) is not None:
+            self._dirty = True
+
+    def forget_gone(self, active_keys: Iterable[str]) -> list[str]:
+        """Refresh the identities still on disk; drop those unseen for longer than retention.
+
+        Returns the keys dropped."""
+        now = self._now()
+        active = set(active_keys)
+        dropped = []
+        for key, e in list(self._files.items()):
+            if key in active:
+                if now - e.seen > 60:  # refreshing every call would rewrite the file for nothing
+                    e.seen = now
+                    self._dirty = True
+            elif now - e.seen > self.retention:
+                del self._files[key]
+                dropped.append(key)
+        if dropped:
+            self._dirty = True
+        return dropped
+
+    def save(self) -> None:
+        """Persist atomically and durably; on failure raise ``CheckpointError``, old file intact."""
+        now = self._now()
+        if not self._dirty and self.path.exists():
+            self.last_saved = now
+            return
+        files = dict(self._files)
+        body = _encoder.encode(_File(FORMAT_VERSION, now, files, _digest(files)))
+        folder = self.path.parent
+        tmp = folder / f".{self.path.name}.tmp-{os.getpid()}"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0))
+            try:
+                view = memoryview(body)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _replace(tmp, self.path)
+            _fsync_dir(folder)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise CheckpointError(
+                f"cannot save checkpoints to {self.path}: {exc.strerror or exc}"
+                " (previous checkpoint file left intact)"
+            ) from exc
+        self._dirty = False
+        self.last_saved = now
+
+
+def _replace(src: Path, dst: Path) -> None:
+    if sys.platform != "win32":
+        os.replace(src, dst)
+        return
+    # Windows: a virus scanner or backup agent briefly opening the target makes the replace
+    # fail with a sharing violation; it clears within moments.
+    delay = 0.01
+    for _ in range(10):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+    os.replace(src, dst)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable on POSIX; Windows has no directory handles for this.
+    if sys.platform == "win32":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
