@@ -1,0 +1,3 @@
+module example.com/obskit/go-service
+
+go 1.22
