@@ -173,7 +173,9 @@ class SegmentWriter:
         self.opened_at = time.monotonic()
 
     def write(self, data: bytes) -> None:
-        """Append ``data`` (one or more complete lines) with one ``os.write`` per call."""
+        """Append ``data`` (one or more complete lines); a batch that would overflow
+        ``max_bytes`` is split at a line boundary so every segment stays within the limit
+        (a single line longer than the limit gets a segment of its own)."""
         if self.fd is None or self.pid != os.getpid():
             if self.fd is not None:  # after fork: the parent's segment is not ours to write
                 with contextlib.suppress(OSError):
@@ -181,17 +183,36 @@ class SegmentWriter:
                 self.fd = None
             self._open_new()
             self.apply_retention()
-        elif self._due(len(data)):
+        elif self._due(0):
             self.rotate()
-        assert self.fd is not None
         view = memoryview(data)
+        while view:
+            room = self.max_bytes - self.size if self.max_bytes else len(view)
+            if len(view) <= room:
+                chunk = len(view)
+            else:
+                cut = data.rfind(b"\n", len(data) - len(view), len(data) - len(view) + room)
+                chunk = cut + 1 - (len(data) - len(view)) if cut >= 0 else 0
+                if chunk == 0:
+                    if self.size:
+                        self.rotate()
+                        continue
+                    nl = data.find(b"\n", len(data) - len(view))
+                    chunk = (nl + 1 if nl >= 0 else len(data)) - (len(data) - len(view))
+            self._write_all(view[:chunk])
+            view = view[chunk:]
+            if view:
+                self.rotate()
+
+    def _write_all(self, view: memoryview) -> None:
+        assert self.fd is not None
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
-        self.size += len(data)
+            self.size += n
 
     def _due(self, incoming: int) -> bool:
-        if self.max_bytes and self.size and self.size + incoming > self.max_bytes:
+        if self.max_bytes and self.size and self.size + incoming >= self.max_bytes:
             return True
         return bool(
             self.rotate_seconds and time.monotonic() - self.opened_at >= self.rotate_seconds

@@ -26,7 +26,7 @@ DEFAULT_REDACT_KEYS: tuple[str, ...] = (
 def default_log_dir() -> Path:
     """``C:\\app\\logs`` on Windows, ``/app/logs`` elsewhere."""
     if sys.platform == "win32":
-        return Path("C:\\", "app", "logs")
+        return Path("C:\\app\\logs")
     return Path("/", "app", "logs")
 
 
