@@ -297,6 +297,9 @@ def _decoder_for(policy: Policy) -> msgspec.json.Decoder[Record]:
     # Policy-required keys become required Raw fields of a Record subclass, so their presence
     # at top level is checked in C by the decoder itself.
     key = policy.required_fields
+    if not key:
+        # Plain Record, as check_line returns (a subclass would compare unequal).
+        return _RECORD_DEC
     dec = _DECODERS.get(key)
     if dec is None:
         extra = [f"_p{i}" for i in range(len(key))]
