@@ -1,0 +1,740 @@
+"""An in-process Grafana Loki for tests: the push and query APIs, Loki's validation and its
+answers, with fault injection.
+
+What it reproduces (grafana/loki 3.x, ``pkg/distributor/distributor.go``,
+``pkg/distributor/validator.go``, ``pkg/validation/validate.go``, ``pkg/ingester/stream.go``
+and ``instance.go``):
+
+* ``POST /loki/api/v1/push``: protobuf + snappy (block format) or JSON (optionally gzip);
+  ``X-Scope-OrgID`` (401 ``no org id`` when ``auth_enabled``); Loki 3's ``service_name``
+  discovery; per-stream label validation and per-entry validation (too old, too new, line too
+  long or truncated, structured metadata disallowed / too large / too many). The valid entries
+  are written and the invalid ones reported in ONE 400 whose text is Loki's
+  ``GroupedErrors``: every distinct message, ``"N errors like: <msg>"`` when there is more than
+  one, joined by ``"; "``.
+* The ingester stage: per stream, an entry older than ``newest - max_chunk_age/2`` is
+  rejected ("entry too far behind"), answered as a 400 listing up to ``max_returned_errors``
+  entries and ``total ignored: N out of M``. Loki's ingester keeps only the LAST stream's
+  error of a push (``appendErr`` is overwritten per stream), and when it fails the
+  distributor returns it instead of the validation errors; both quirks are reproduced.
+* Exact duplicates (same stream, timestamp and line) are dropped only while the first copy is
+  still in the stream's head block (``head_block_bytes``); later copies are stored: Loki's
+  "partial" deduplication. Both outcomes are counted.
+* Ingestion rate limit per tenant (token bucket) -> 429 with Loki's text.
+* ``GET/POST /loki/api/v1/query_range`` with the LogQL subset of :mod:`.loki_logql`,
+  ``limit`` / ``max_entries_limit_per_query``, ``max_query_length``, ``direction`` and both
+  result shapes (labels folded, or ``categorize-labels``). ``/loki/api/v1/query`` answers a
+  log query with Loki 3's 400 (log queries are range-only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import signal
+import socket
+import struct
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import cramjam
+
+from . import loki_logql
+from .loki_wire import (
+    DecodeError,
+    LabelParseError,
+    Stream,
+    decode_json,
+    decode_protobuf,
+    go_duration,
+    go_time_string,
+    labels_string,
+    parse_labels,
+    parse_time_param,
+    rfc3339,
+)
+
+HOUR = 3600 * 10**9
+MIB = 1024 * 1024
+
+DISCOVER_SERVICE_NAME = (
+    "service",
+    "app",
+    "application",
+    "app_name",
+    "name",
+    "app_kubernetes_io_name",
+    "container",
+    "container_name",
+    "k8s_container_name",
+    "component",
+    "workload",
+    "job",
+    "k8s_job_name",
+)
+
+
+@dataclass
+class Limits:
+    """Loki's per-tenant limits with Loki's defaults (except the rate limit: off unless set)."""
+
+    auth_enabled: bool = False
+    max_label_names_per_series: int = 15
+    max_label_name_length: int = 1024
+    max_label_value_length: int = 2048
+    max_line_size: int = 256 * 1024
+    max_line_size_truncate: bool = False
+    reject_old_samples: bool = True
+    reject_old_samples_max_age: int = 7 * 24 * HOUR
+    creation_grace_period: int = 10 * 60 * 10**9
+    max_chunk_age: int = 2 * HOUR  # out-of-order window is half of it
+    allow_structured_metadata: bool = True
+    max_structured_metadata_size: int = 64 * 1024
+    max_structured_metadata_entries_count: int = 128
+    ingestion_rate_bytes: float | None = None  # Loki's default is 4 MB/s
+    ingestion_burst_bytes: int = 6 * MIB
+    max_entries_limit_per_query: int = 5000
+    max_query_length: int = 721 * HOUR
+    discover_service_name: tuple[str, ...] = DISCOVER_SERVICE_NAME
+    max_returned_errors: int = 10
+    head_block_bytes: int = 256 * 1024
+    max_recv_msg_size: int = 100 * MIB
+
+
+@dataclass
+class Fault:
+    kind: str  # "status" | "stall" | "reset"
+    status: int = 500
+    body: str = "internal server error"
+    retry_after: str | None = None
+    seconds: float = 0.0
+    store: bool = False  # process the push before failing (the request DID land)
+
+
+@dataclass
+class StoredEntry:
+    tenant: str
+    labels: dict[str, str]
+    ts: int
+    line: str
+    sm: dict[str, str]
+
+
+@dataclass
+class _Stream:
+    labels: dict[str, str]
+    key: str
+    entries: list[tuple[int, int, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
+    highest: int = -1
+    count: int = 0
+    head: dict[tuple[int, str], int] = field(default_factory=dict)
+    seen: set[tuple[int, str]] = field(default_factory=set)
+    cum: int = 0
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    push_requests: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    duplicates_stored: int = 0
+    duplicates_dropped: int = 0
+    faults_served: int = 0
+    query_requests: int = 0
+
+
+class HTTPError(Exception):
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+
+class LokiReceiver:
+    """The server. Use as a context manager or ``start()``/``stop()``; ``url`` is its base."""
+
+    def __init__(self, limits: Limits | None = None, *, store: str = "full") -> None:
+        self.limits = limits or Limits()
+        self.store = store  # "full" keeps entries; "count" only counts (benchmarks)
+        self.counters = Counters()
+        self.lock = threading.RLock()
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._seq = 0
+        self._faults: list[Fault] = []
+        self._outage_until = 0.0
+        self._outage_status = 503
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._stopping = threading.Event()
+        self.now_ns: Any = time.time_ns  # tests may pin the clock
+        self.server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> LokiReceiver:
+        receiver = self
+
+        class Handler(_Handler):
+            rx = receiver
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def __enter__(self) -> LokiReceiver:
+        return self.start() if self.server is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- fault injection -------------------------------------------------------------------
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        *,
+        body: str | None = None,
+        retry_after: str | None = None,
+        store: bool = False,
+    ) -> None:
+        """Answer the next ``n`` pushes with ``status`` (after storing them if ``store``)."""
+        text = body if body is not None else _default_body(status)
+        with self.lock:
+            self._faults += [Fault("status", status, text, retry_after, store=store)] * n
+
+    def stall_next(self, n: int = 1, seconds: float = 5.0, *, store: bool = True) -> None:
+        """Hold the next ``n`` pushes for ``seconds`` before answering 204 (stored first by
+        default, so a client that timed out and resends makes a duplicate)."""
+        with self.lock:
+            self._faults += [Fault("stall", seconds=seconds, store=store)] * n
+
+    def reset_next(self, n: int = 1, *, store: bool = False) -> None:
+        """Reset the TCP connection on the next ``n`` pushes without an answer."""
+        with self.lock:
+            self._faults += [Fault("reset", store=store)] * n
+
+    def outage(self, seconds: float, status: int = 503) -> None:
+        """Answer every push with ``status`` for ``seconds`` from now."""
+        with self.lock:
+            self._outage_until = time.monotonic() + seconds
+            self._outage_status = status
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+            self._outage_until = 0.0
+
+    # --- inspection ------------------------------------------------------------------------
+    def entries(self, tenant: str | None = None) -> list[StoredEntry]:
+        """Every stored entry in arrival order."""
+        with self.lock:
+            rows = []
+            for (ten, _), s in self._streams.items():
+                if tenant is not None and ten != tenant:
+                    continue
+                rows += [(seq, ten, s, ts, line, sm) for ts, seq, line, sm in s.entries]
+            rows.sort(key=lambda r: r[0])
+            return [
+                StoredEntry(t, dict(s.labels), ts, ln, dict(sm)) for _, t, s, ts, ln, sm in rows
+            ]
+
+    def lines(self, tenant: str | None = None) -> list[str]:
+        return [e.line for e in self.entries(tenant)]
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return dict(vars(self.counters))
+
+    def wait_for(self, accepted: int, timeout: float = 10.0) -> bool:
+        """Wait until ``accepted`` entries are stored (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.counters.accepted >= accepted:
+                return True
+            time.sleep(0.01)
+        return False
+
+    # --- push ------------------------------------------------------------------------------
+    def handle_push(self, tenant: str, body: bytes, ctype: str, cenc: str) -> tuple[int, str]:
+        lim = self.limits
+        try:
+            if ctype.startswith("application/json"):
+                if cenc == "gzip":
+                    body = gzip.decompress(body)
+                streams = decode_json(body)
+            else:
+                try:
+                    raw = bytes(cramjam.snappy.decompress_raw(body))
+                except Exception as exc:
+                    raise DecodeError(f"snappy: corrupt input ({exc})") from exc
+                if len(raw) > lim.max_recv_msg_size:
+                    return 413, (
+                        f"request body too large: {len(raw)} bytes, limit: "
+                        f"{lim.max_recv_msg_size} bytes"
+                    )
+                streams = decode_protobuf(raw)
+        except (DecodeError, OSError, EOFError) as exc:
+            return 400, str(exc)
+        for st in streams:
+            # Loki 3's push parser parses every stream's labels first (to add service_name);
+            # one unparsable selector fails the whole request.
+            try:
+                parse_labels(st.labels)
+            except LabelParseError as exc:
+                return 400, f"couldn't parse labels: {exc}"
+        if not streams:
+            return 422, "error at least one valid stream is required for ingestion"
+        now = self.now_ns()
+        errors: list[str] = []
+        valid: list[tuple[dict[str, str], str, list[Any]]] = []
+        size = 0
+        for st in streams:
+            if not st.entries:
+                continue
+            if lim.max_line_size_truncate and lim.max_line_size:
+                for e in st.entries:
+                    if len(e.line.encode()) > lim.max_line_size:
+                        e.line = e.line.encode()[: lim.max_line_size].decode(errors="ignore")
+            try:
+                lbls, text = self._stream_labels(st)
+            except HTTPError as exc:
+                errors.append(exc.text)
+                self.counters.rejected += len(st.entries)
+                continue
+            good = []
+            for e in st.entries:
+                err = self._validate_entry(text, e, now)
+                if err:
+                    errors.append(err)
+                    self.counters.rejected += 1
+                else:
+                    good.append(e)
+                    size += len(e.line.encode()) + sum(len(k) + len(v) for k, v in e.sm)
+            if good:
+                valid.append((lbls, text, good))
+        validation_err = _grouped(errors) if errors else None
+        if not valid:
+            return (400, validation_err) if validation_err else (204, "")
+        if lim.ingestion_rate_bytes is not None and not self._allow(tenant, size, now):
+            n = sum(len(g) for _, _, g in valid)
+            self.counters.rejected += n
+            return 429, (
+                f"Ingestion rate limit exceeded for user {tenant} (limit: "
+                f"{int(lim.ingestion_rate_bytes)} bytes/sec) while attempting to ingest '{n}' "
+                f"lines totaling '{size}' bytes, reduce log volume or contact your Loki "
+                "administrator to see if the limit can be increased"
+            )
+        append_err: str | None = None
+        with self.lock:
+            for lbls, text, good in valid:
+                append_err = self._ingest(tenant, lbls, text, good)
+        if append_err is not None:
+            return 400, append_err
+        return (400, validation_err) if validation_err else (204, "")
+
+    def _stream_labels(self, st: Stream) -> tuple[dict[str, str], str]:
+        lim = self.limits
+        pairs = parse_labels(st.labels)  # checked for the whole request in handle_push
+        if not pairs:
+            raise HTTPError(400, "error at least one label pair is required per stream")
+        names = [k for k, _ in pairs]
+        lbls = dict(pairs)
+        shown = st.labels
+        if "service_name" not in lbls and lim.discover_service_name:
+            # Loki's push parser adds service_name and re-serialises the labels.
+            found = next((lbls[k] for k in lim.discover_service_name if lbls.get(k)), None)
+            lbls["service_name"] = found or "unknown_service"
+            names.append("service_name")
+            if len(lbls) == len(names):
+                shown = labels_string(lbls)
+        count = len(names) - (1 if "service_name" in lbls else 0)
+        if count > lim.max_label_names_per_series:
+            raise HTTPError(
+                400,
+                f"entry for stream '{shown}' has {count} label names; limit "
+                f"{lim.max_label_names_per_series}",
+            )
+        last = ""
+        for name in sorted(names):
+            if len(name) > lim.max_label_name_length:
+                raise HTTPError(400, f"stream '{shown}' has label name too long: '{name}'")
+            if len(lbls[name]) > lim.max_label_value_length:
+                raise HTTPError(400, f"stream '{shown}' has label value too long: '{lbls[name]}'")
+            if name == last:
+                raise HTTPError(400, f"stream '{shown}' has duplicate label name: '{name}'")
+            last = name
+        return lbls, labels_string(lbls)
+
+    def _validate_entry(self, stream: str, e: Any, now: int) -> str | None:
+        lim = self.limits
+        oldest = now - lim.reject_old_samples_max_age
+        if lim.reject_old_samples and e.ts < oldest:
+            return (
+                f"entry for stream '{stream}' has timestamp too old: {rfc3339(e.ts)}, "
+                f"oldest acceptable timestamp is: {rfc3339(oldest)}"
+            )
+        if e.ts > now + lim.creation_grace_period:
+            return f"entry for stream '{stream}' has timestamp too new: {rfc3339(e.ts)}"
+        n = len(e.line.encode())
+        if lim.max_line_size and n > lim.max_line_size:
+            return (
+                f"Max entry size '{lim.max_line_size}' bytes exceeded for stream '{stream}' "
+                f"while adding an entry with length '{n}' bytes"
+            )
+        if e.sm:
+            if not lim.allow_structured_metadata:
+                return (
+                    f"stream '{stream}' includes structured metadata, but this feature is "
+                    "disallowed. Please see `limits_config.allow_structured_metadata` or "
+                    "contact your Loki administrator to enable it."
+                )
+            sm_size = sum(len(k) + len(v) for k, v in e.sm)
+            if lim.max_structured_metadata_size and sm_size > lim.max_structured_metadata_size:
+                return (
+                    f"stream '{stream}' has structured metadata too large: '{sm_size}' bytes, "
+                    f"limit: '{lim.max_structured_metadata_size}' bytes. Please see "
+                    "`limits_config.max_structured_metadata_size` or contact your Loki "
+                    "administrator to increase it."
+                )
+            cnt = lim.max_structured_metadata_entries_count
+            if cnt and len(e.sm) > cnt:
+                return (
+                    f"stream '{stream}' has too many structured metadata labels: "
+                    f"'{len(e.sm)}', limit: '{cnt}'. Please see "
+                    "`limits_config.max_structured_metadata_entries_count` or contact your "
+                    "Loki administrator to increase it."
+                )
+        return None
+
+    def _allow(self, tenant: str, size: int, now: int) -> bool:
+        rate = self.limits.ingestion_rate_bytes or 0.0
+        burst = float(self.limits.ingestion_burst_bytes)
+        with self.lock:
+            tokens, last = self._buckets.get(tenant, (burst, now / 1e9))
+            tokens = min(burst, tokens + (now / 1e9 - last) * rate)
+            ok = size <= tokens
+            self._buckets[tenant] = (tokens - size if ok else tokens, now / 1e9)
+            return ok
+
+    def _ingest(self, tenant: str, lbls: dict[str, str], text: str, good: list[Any]) -> str | None:
+        s = self._streams.get((tenant, text))
+        if s is None:
+            s = self._streams[(tenant, text)] = _Stream(lbls, text)
+        half = self.limits.max_chunk_age // 2
+        failed: list[tuple[int, str]] = []
+        full = self.store == "full"
+        for e in good:
+            if s.highest >= 0 and e.ts < s.highest - half:
+                cutoff = s.highest - half
+                failed.append(
+                    (
+                        e.ts,
+                        "entry too far behind, entry timestamp is: "
+                        f"{rfc3339(e.ts)}, oldest acceptable timestamp is: {rfc3339(cutoff)}",
+                    )
+                )
+                continue
+            n = len(e.line) + 16
+            if full:
+                key = (e.ts, e.line)
+                pos = s.head.get(key)
+                if pos is not None and s.cum - pos < self.limits.head_block_bytes:
+                    self.counters.duplicates_dropped += 1
+                    continue
+                if key in s.seen:
+                    self.counters.duplicates_stored += 1
+                s.seen.add(key)
+                s.head[key] = s.cum
+                self._seq += 1
+                s.entries.append((e.ts, self._seq, e.line, tuple(e.sm)))
+            s.cum += n
+            s.count += 1
+            s.highest = max(s.highest, e.ts)
+            self.counters.accepted += 1
+        if not failed:
+            return None
+        self.counters.rejected += len(failed)
+        buf = "".join(
+            f"entry with timestamp {go_time_string(ts)} ignored, reason: '{why}',\n"
+            for ts, why in failed[: self.limits.max_returned_errors or None]
+        )
+        return (
+            f"{buf}user '{tenant}', total ignored: {len(failed)} out of {len(good)} "
+            f"for stream: {text}"
+        )
+
+    # --- query -----------------------------------------------------------------------------
+    def handle_query_range(
+        self, tenant: str, params: dict[str, str], categorize: bool
+    ) -> dict[str, Any]:
+        lim = self.limits
+        if "query" not in params:
+            raise HTTPError(400, "query parameter is required")
+        try:
+            q = loki_logql.parse(params["query"])
+        except loki_logql.LogQLError as exc:
+            raise HTTPError(400, str(exc)) from exc
+        now = self.now_ns()
+        try:
+            end = parse_time_param(params["end"]) if "end" in params else now
+            start = parse_time_param(params["start"]) if "start" in params else end - HOUR
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from exc
+        if end < start:
+            raise HTTPError(400, "end timestamp must not be before or equal to start time")
+        limit = int(params.get("limit", "100") or 100)
+        if limit <= 0:
+            raise HTTPError(400, "limit must be a positive value")
+        if limit > lim.max_entries_limit_per_query:
+            raise HTTPError(
+                400,
+                "max entries limit per query exceeded, limit > max_entries_limit "
+                f"({limit} > {lim.max_entries_limit_per_query})",
+            )
+        if end - start > lim.max_query_length:
+            raise HTTPError(
+                400,
+                f"the query time range exceeds the limit (query length: "
+                f"{go_duration(end - start)}, limit: {go_duration(lim.max_query_length)})",
+            )
+        direction = params.get("direction", "backward").lower()
+        if direction not in ("forward", "backward"):
+            raise HTTPError(400, f"invalid direction '{direction}'")
+        hits: list[tuple[int, str, int, str, dict[str, str], dict[str, str], dict[str, str]]] = []
+        with self.lock:
+            for (ten, key), s in self._streams.items():
+                if ten != tenant or not q.stream_matches(s.labels):
+                    continue
+                for ts, seq, line, sm_t in s.entries:
+                    if not start <= ts < end:
+                        continue
+                    sm = dict(sm_t)
+                    ok, parsed = q.run(line, s.labels, sm)
+                    if ok:
+                        hits.append((ts, key, seq, line, s.labels, sm, parsed))
+        hits.sort(key=lambda h: (h[0], h[1], h[2]), reverse=direction == "backward")
+        hits = hits[:limit]
+        result: dict[str, dict[str, Any]] = {}
+        for ts, _, _, line, labels, sm, parsed in hits:
+            if categorize:
+                skey = labels_string(labels)
+                slot = result.setdefault(skey, {"stream": dict(labels), "values": []})
+                extra: dict[str, Any] = {}
+                if sm:
+                    extra["structuredMetadata"] = sm
+                if parsed:
+                    extra["parsed"] = parsed
+                slot["values"].append([str(ts), line, extra] if extra else [str(ts), line])
+            else:
+                folded = {**labels, **sm, **parsed}
+                skey = labels_string(folded)
+                slot = result.setdefault(skey, {"stream": folded, "values": []})
+                slot["values"].append([str(ts), line])
+        data: dict[str, Any] = {
+            "resultType": "streams",
+            "result": list(result.values()),
+            "stats": {"summary": {"totalEntriesReturned": len(hits)}},
+        }
+        if categorize:
+            data["encodingFlags"] = ["categorize-labels"]
+        return {"status": "success", "data": data}
+
+
+def _grouped(errors: list[str]) -> str:
+    """Loki's ``util.GroupedErrors.Error()``: distinct messages with their counts."""
+    counts: dict[str, int] = {}
+    for e in errors:
+        counts[e] = counts.get(e, 0) + 1
+    many = len(counts) > 1
+    return "; ".join(
+        (f"{n} errors like: {msg}" if many or n > 1 else msg) for msg, n in counts.items()
+    )
+
+
+def _default_body(status: int) -> str:
+    return {
+        429: "Ingestion rate limit exceeded (injected)",
+        500: "rpc error: code = Unknown desc = context deadline exceeded",
+        502: "bad gateway",
+        503: "Service Unavailable",
+        504: "gateway timeout",
+    }.get(status, "injected failure")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    rx: LokiReceiver
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _reply(
+        self,
+        status: int,
+        body: bytes | str = b"",
+        ctype: str = "text/plain; charset=utf-8",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = body.encode() if isinstance(body, str) else body
+        if status != 204 and data and not data.endswith(b"\n") and ctype.startswith("text/"):
+            data += b"\n"
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        if status != 204:
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if status != 204:
+            self.wfile.write(data)
+
+    def _tenant(self) -> str | None:
+        org = self.headers.get("X-Scope-OrgID")
+        if self.rx.limits.auth_enabled:
+            return org or None
+        return org or "fake"
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def do_GET(self) -> None:
+        self._route(b"")
+
+    def do_POST(self) -> None:
+        self._route(self._body())
+
+    def _route(self, body: bytes) -> None:
+        rx = self.rx
+        with rx.lock:
+            rx.counters.requests += 1
+        path, _, qs = self.path.partition("?")
+        if path in ("/ready", "/loki/api/v1/status/buildinfo"):
+            self._reply(200, "ready" if path == "/ready" else '{"version":"3.5.0"}')
+            return
+        tenant = self._tenant()
+        if tenant is None:
+            self._reply(401, "no org id")
+            return
+        if path == "/loki/api/v1/push" and self.command == "POST":
+            self._push(tenant, body)
+        elif path in ("/loki/api/v1/query_range", "/loki/api/v1/query"):
+            params = dict(urllib.parse.parse_qsl(qs))
+            if self.command == "POST" and body:
+                params.update(urllib.parse.parse_qsl(body.decode()))
+            with rx.lock:
+                rx.counters.query_requests += 1
+            if path.endswith("/query"):
+                self._reply(
+                    400,
+                    "log queries are not supported as an instant query type, please change "
+                    "your query to a range query type",
+                )
+                return
+            flags = self.headers.get("X-Loki-Response-Encoding-Flags", "")
+            try:
+                doc = rx.handle_query_range(tenant, params, "categorize-labels" in flags)
+            except HTTPError as exc:
+                self._reply(exc.status, exc.text)
+                return
+            self._reply(200, json.dumps(doc), "application/json; charset=UTF-8")
+        else:
+            self._reply(404, "404 page not found")
+
+    def _push(self, tenant: str, body: bytes) -> None:
+        rx = self.rx
+        with rx.lock:
+            rx.counters.push_requests += 1
+            fault = rx._faults.pop(0) if rx._faults else None
+            if fault is None and time.monotonic() < rx._outage_until:
+                fault = Fault("status", rx._outage_status, _default_body(rx._outage_status))
+            if fault is not None:
+                rx.counters.faults_served += 1
+        ctype = self.headers.get("Content-Type", "application/x-protobuf")
+        cenc = self.headers.get("Content-Encoding", "")
+        if fault is None or fault.store:
+            status, text = rx.handle_push(tenant, body, ctype, cenc)
+        if fault is None:
+            self._reply(status, text)
+            return
+        if fault.kind == "reset":
+            self.close_connection = True
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            return
+        if fault.kind == "stall":
+            rx._stopping.wait(fault.seconds)
+            # The client has usually given up by now: that is the point.
+            with contextlib.suppress(OSError):
+                self._reply(status if fault.store else 204, text if fault.store else "")
+            return
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
+        self._reply(fault.status, fault.body, headers=headers)
+
+
+@contextmanager
+def running(limits: Limits | None = None, store: str = "full") -> Iterator[LokiReceiver]:
+    """``with running() as loki: ...``: a receiver on 127.0.0.1 with an ephemeral port."""
+    rx = LokiReceiver(limits, store=store).start()
+    try:
+        yield rx
+    finally:
+        rx.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.receivers.loki --port 0 --port-file F --store count``."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--store", choices=("full", "count"), default="count")
+    ap.add_argument("--stats-file", help="write counters here as JSON on exit")
+    args = ap.parse_args(argv)
+    rx = LokiReceiver(store=args.store).start(port=args.port)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write(str(rx.port))
+        import os
+
+        os.replace(args.port_file + ".tmp", args.port_file)
+    print(f"listening on {rx.url}", flush=True)
+    done.wait()
+    if args.stats_file:
+        with open(args.stats_file, "w") as f:
+            json.dump(rx.stats(), f)
+    rx.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
