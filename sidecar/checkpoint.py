@@ -127,7 +127,7 @@ class CheckpointStore:
         e = self._files.get(file_key)
         return None if e is None else e.offset
 
-    def keys(self) -> list[str]:
+    def file_keys(self) -> list[str]:
         """Every file identity remembered."""
         return list(self._files)
 

@@ -1,0 +1,59 @@
+"""Optional early wake-up from file-system events (watchdog). Polling stays the source of
+truth: an event only makes the next poll happen sooner, so a missed event costs latency,
+never data."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+
+class FsWakeup:
+    """Sets ``event`` whenever something changes under ``path``."""
+
+    def __init__(self, path: str, recursive: bool, event: threading.Event) -> None:
+        self._path = path
+        self._recursive = recursive
+        self._event = event
+        self._observer: Any = None
+        self.error: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._observer is not None
+
+    def ensure_started(self) -> bool:
+        """Start watching if not yet and the folder exists; cheap to call every poll."""
+        if self._observer is not None:
+            return True
+        if not Path(self._path).is_dir():
+            return False
+        try:
+            from watchdog.events import FileSystemEventHandler
+            from watchdog.observers import Observer
+        except ImportError as exc:  # pragma: no cover - watchdog is a declared dependency
+            self.error = f"watchdog unavailable: {exc}"
+            return False
+        event = self._event
+
+        class _Wake(FileSystemEventHandler):
+            def on_any_event(self, _ev: Any) -> None:
+                event.set()
+
+        try:
+            obs = Observer()
+            obs.daemon = True
+            obs.schedule(_Wake(), self._path, recursive=self._recursive)
+            obs.start()
+        except OSError as exc:  # e.g. inotify watch limit reached: polling still works
+            self.error = f"file-system events unavailable for {self._path}: {exc}"
+            return False
+        self._observer = obs
+        return True
+
+    def stop(self) -> None:
+        obs, self._observer = self._observer, None
+        if obs is not None:
+            obs.stop()
+            obs.join(timeout=5)

@@ -1,0 +1,181 @@
+"""The one place that touches the OS to open a log file and ask what file it is.
+
+Windows needs care: Python's ``open()`` does not pass ``FILE_SHARE_DELETE``, so while the
+sidecar held a file open the service could not rename or delete it (the failure Promtail and
+Filebeat users know: grafana/loki #3668, elastic/beats #25424). ``WindowsFiles`` opens with
+``CreateFileW`` and share-read | share-write | share-delete, then wraps the handle with
+``msvcrt.open_osfhandle``. Its OS calls are injectable so the logic is tested on Linux.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+GENERIC_READ = 0x80000000
+FILE_SHARE_READ = 0x1
+FILE_SHARE_WRITE = 0x2
+FILE_SHARE_DELETE = 0x4
+OPEN_EXISTING = 3
+FILE_ATTRIBUTE_NORMAL = 0x80
+FILE_FLAG_SEQUENTIAL_SCAN = 0x08000000
+INVALID_HANDLE_VALUE = -1
+
+# Win32 error codes -> errno, so callers handle one family of exceptions on every OS.
+_WIN_ERRNO = {2: errno.ENOENT, 3: errno.ENOENT, 5: errno.EACCES, 32: errno.EACCES}
+
+
+@dataclass(frozen=True, slots=True)
+class FileId:
+    """Device (volume serial on Windows) and inode (file index on Windows) of an open file."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    nlink: int
+
+
+class Files(Protocol):
+    """What the tailer needs from the OS."""
+
+    def open_read(self, path: str) -> BinaryIO: ...
+    def identify(self, f: BinaryIO) -> FileId: ...
+
+
+def share_mode() -> int:
+    """Let the writer keep writing, and rename or delete the file, while we read it."""
+    return FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
+
+
+def create_file_args(path: str) -> tuple[str, int, int, None, int, int, None]:
+    """The exact ``CreateFileW`` arguments used to open a log file for reading."""
+    return (
+        path,
+        GENERIC_READ,
+        share_mode(),
+        None,
+        OPEN_EXISTING,
+        FILE_ATTRIBUTE_NORMAL | FILE_FLAG_SEQUENTIAL_SCAN,
+        None,
+    )
+
+
+class PosixFiles:
+    """POSIX: a plain unbuffered open; renames and unlinks never conflict with readers."""
+
+    def open_read(self, path: str) -> BinaryIO:
+        return open(path, "rb", buffering=0)  # the tailer owns and closes it
+
+    def identify(self, f: BinaryIO) -> FileId:
+        st = os.fstat(f.fileno())
+        return FileId(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_nlink)
+
+
+class _FileTime(ctypes.Structure):
+    _fields_ = [("low", ctypes.c_uint32), ("high", ctypes.c_uint32)]
+
+
+class ByHandleFileInformation(ctypes.Structure):
+    """``BY_HANDLE_FILE_INFORMATION``."""
+
+    _fields_ = [
+        ("dwFileAttributes", ctypes.c_uint32),
+        ("ftCreationTime", _FileTime),
+        ("ftLastAccessTime", _FileTime),
+        ("ftLastWriteTime", _FileTime),
+        ("dwVolumeSerialNumber", ctypes.c_uint32),
+        ("nFileSizeHigh", ctypes.c_uint32),
+        ("nFileSizeLow", ctypes.c_uint32),
+        ("nNumberOfLinks", ctypes.c_uint32),
+        ("nFileIndexHigh", ctypes.c_uint32),
+        ("nFileIndexLow", ctypes.c_uint32),
+    ]
+
+
+_EPOCH_AS_FILETIME = 116444736000000000  # 1601-01-01 -> 1970-01-01 in 100 ns units
+
+
+class WindowsFiles:
+    """Windows: ``CreateFileW`` with full sharing, file index via GetFileInformationByHandle.
+
+    ``kernel32`` and ``msvcrt`` default to the real ones; tests pass fakes.
+    """
+
+    def __init__(self, kernel32: Any = None, msvcrt: Any = None) -> None:
+        if kernel32 is None:
+            kernel32 = _load_kernel32()
+        if msvcrt is None:
+            import msvcrt as _msvcrt  # type: ignore[import-not-found,unused-ignore]
+
+            msvcrt = _msvcrt
+        self._k32 = kernel32
+        self._msvcrt = msvcrt
+
+    def open_read(self, path: str) -> BinaryIO:
+        handle = self._k32.CreateFileW(*create_file_args(path))
+        if handle is None or handle == INVALID_HANDLE_VALUE:
+            code = int(self._k32.GetLastError())
+            raise OSError(_WIN_ERRNO.get(code, errno.EIO), f"cannot open (WinError {code})", path)
+        try:
+            fd = self._msvcrt.open_osfhandle(handle, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except BaseException:
+            self._k32.CloseHandle(handle)
+            raise
+        # From here the fd owns the handle: closing the file object closes both.
+        return os.fdopen(fd, "rb", buffering=0)
+
+    def identify(self, f: BinaryIO) -> FileId:
+        info = ByHandleFileInformation()
+        handle = self._msvcrt.get_osfhandle(f.fileno())
+        if not self._k32.GetFileInformationByHandle(handle, ctypes.byref(info)):
+            code = int(self._k32.GetLastError())
+            raise OSError(_WIN_ERRNO.get(code, errno.EIO), f"cannot stat (WinError {code})")
+        wt = (info.ftLastWriteTime.high << 32) | info.ftLastWriteTime.low
+        return FileId(
+            dev=info.dwVolumeSerialNumber,
+            ino=(info.nFileIndexHigh << 32) | info.nFileIndexLow,
+            size=(info.nFileSizeHigh << 32) | info.nFileSizeLow,
+            mtime_ns=(wt - _EPOCH_AS_FILETIME) * 100,
+            nlink=info.nNumberOfLinks,
+        )
+
+
+def _load_kernel32() -> Any:
+    windll = getattr(ctypes, "WinDLL", None)
+    if windll is None:
+        raise OSError("WindowsFiles needs Windows (kernel32)")
+    k32 = windll("kernel32", use_last_error=False)
+    k32.CreateFileW.restype = ctypes.c_void_p
+    k32.CreateFileW.argtypes = [
+        ctypes.c_wchar_p,
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        ctypes.c_void_p,
+    ]
+    k32.GetFileInformationByHandle.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    k32.CloseHandle.argtypes = [ctypes.c_void_p]
+    return k32
+
+
+def default_files() -> Files:
+    """The OS layer for this platform."""
+    if sys.platform == "win32":
+        return WindowsFiles()
+    return PosixFiles()
+
+
+def stat_path(path: str) -> os.stat_result | None:
+    """``os.stat`` or None when the file vanished meanwhile. On Windows ``os.stat`` fills
+    ``st_ino``/``st_dev`` with the file index and volume serial (``DirEntry.stat`` does not)."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
