@@ -1,0 +1,330 @@
+"""Where ``obskit trace`` finds its backends: command line, environment, then a config file.
+
+The config file is TOML (an ``obskit.toml`` with a ``[trace]`` table, or a file whose top level
+is that table) or YAML (``.yaml``/``.yml``, the same keys). Secrets are never written in it:
+only the names of environment variables or files that hold them (``password_env``,
+``bearer_token_file``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from obskit.trace.model import TraceUsageError, parse_duration_ns
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+ENV_CONFIG: Final = "OBSKIT_TRACE_CONFIG"
+
+
+class Secret:
+    """A credential read from the environment or a file; ``repr``/``str`` never show it."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str) -> None:
+        self._value = value
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(from {self.source})"
+
+    __str__ = __repr__
+
+
+def secret_from(env: str | None, file: str | None, what: str) -> Secret | None:
+    """The secret named by environment variable ``env`` or stored in ``file``."""
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise TraceUsageError(f"{what}: environment variable {env} is not set")
+        return Secret(value, f"env {env}")
+    if file:
+        try:
+            value = Path(file).read_text(encoding="utf-8-sig").rstrip("\r\n")
+        except OSError as exc:
+            raise TraceUsageError(
+                f"{what}: cannot read secret file {file}: {exc.strerror or exc}"
+            ) from None
+        return Secret(value, f"file {file}")
+    return None
+
+
+@dataclass
+class HTTPBackendConfig:
+    """Settings both HTTP backends share: where, who, TLS, and how to split the window."""
+
+    url: str = ""
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    bearer_token_env: str | None = None
+    bearer_token_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+    timeout: float = 30.0
+    shard: str = "6h"
+    page_size: int = 5000
+
+    def shard_ns(self) -> int:
+        return parse_duration_ns(self.shard)
+
+
+@dataclass
+class LokiConfig(HTTPBackendConfig):
+    """``[trace.loki]``."""
+
+    tenant: str | None = None
+    #: Stream selector every query starts from; must match all streams that carry traces.
+    selector: str = '{service=~".+"}'
+    #: ``both`` (structured metadata query and line-filter fallback, merged), ``metadata``
+    #: or ``line``.
+    mode: str = "both"
+    #: Ask Loki 3 for categorized labels (``X-Loki-Response-Encoding-Flags``).
+    categorize_labels: bool = True
+    #: ``--follow`` poll interval in seconds.
+    poll_interval: float = 2.0
+
+
+@dataclass
+class ElasticsearchConfig(HTTPBackendConfig):
+    """``[trace.elasticsearch]``."""
+
+    shard: str = "1d"
+    page_size: int = 1000
+    index: str = "logs-*"
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    trace_field: str = "trace_id"
+    timestamp_field: str = "@timestamp"
+    #: Use a point in time when the server offers one (ES ``_pit``, OpenSearch 2.4+).
+    pit: bool = True
+    keep_alive: str = "2m"
+    #: Tiebreaker sort field without a PIT (and on OpenSearch); ``_shard_doc`` is used with an
+    #: Elasticsearch PIT.
+    tiebreaker: str = "_id"
+
+
+@dataclass
+class TraceConfig:
+    """Everything ``obskit trace`` reads from the config file, environment and command line."""
+
+    loki: LokiConfig | None = None
+    elasticsearch: ElasticsearchConfig | None = None
+    paths: list[str] = field(default_factory=list)
+    link_template: str | None = None
+    since: str = "24h"
+    #: Bound on concurrent backend requests (shards of all backends share it).
+    concurrency: int = 4
+    fields: list[str] = field(default_factory=list)
+    source: str = "defaults"
+
+
+_SECTION_KEYS: Final = {"loki", "elasticsearch", "files"}
+_TOP_KEYS: Final = {"link_template", "since", "concurrency", "fields"}
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    """``$OBSKIT_TRACE_CONFIG``, else the nearest ``obskit.toml`` with a ``[trace]`` table
+    upwards from ``start``, else the user's ``obskit/trace.toml`` (``%APPDATA%`` on Windows,
+    ``$XDG_CONFIG_HOME`` or ``~/.config`` elsewhere)."""
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        cand = folder / "obskit.toml"
+        if cand.is_file():
+            try:
+                if "trace" in tomllib.loads(cand.read_text(encoding="utf-8-sig")):
+                    return cand
+            except (OSError, tomllib.TOMLDecodeError):
+                return cand  # let load_config report the problem
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        base = Path(os.environ.get("APPDATA", Path.home()))
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    user = base / "obskit" / "trace.toml"
+    return user if user.is_file() else None
+
+
+def load_config(path: Path | None) -> TraceConfig:
+    """Read the config file (``None``: defaults only)."""
+    if path is None:
+        return TraceConfig()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise TraceUsageError(f"config {path}: cannot read: {exc.strerror or exc}") from None
+    data: Any
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise TraceUsageError(f"config {path}: invalid YAML: {exc}") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise TraceUsageError(f"config {path}: invalid TOML: {exc}") from None
+    if not isinstance(data, dict):
+        raise TraceUsageError(f"config {path}: expected a table of settings")
+    if isinstance(data.get("trace"), dict):
+        data = data["trace"]
+    elif path.name == "obskit.toml":
+        return TraceConfig(source=str(path))
+    return config_from_mapping(data, str(path))
+
+
+def config_from_mapping(data: Mapping[str, Any], source: str) -> TraceConfig:
+    unknown = set(data) - _SECTION_KEYS - _TOP_KEYS
+    if unknown:
+        raise TraceUsageError(f"config {source}: unknown key(s) {', '.join(sorted(unknown))}")
+    cfg = TraceConfig(source=source)
+    if "loki" in data:
+        cfg.loki = _section(LokiConfig, data["loki"], f"{source} [trace.loki]")
+    if "elasticsearch" in data:
+        cfg.elasticsearch = _section(
+            ElasticsearchConfig, data["elasticsearch"], f"{source} [trace.elasticsearch]"
+        )
+    files = data.get("files", {})
+    if not isinstance(files, dict) or set(files) - {"paths"}:
+        raise TraceUsageError(f"config {source}: [trace.files] takes only paths = [...]")
+    cfg.paths = [str(p) for p in files.get("paths", [])]
+    if "link_template" in data:
+        cfg.link_template = str(data["link_template"])
+    if "since" in data:
+        cfg.since = str(data["since"])
+        parse_duration_ns(cfg.since)
+    if "concurrency" in data:
+        cfg.concurrency = _int(data["concurrency"], "concurrency", source, 1)
+    if "fields" in data:
+        cfg.fields = [str(x) for x in data["fields"]]
+    return cfg
+
+
+def _int(value: Any, key: str, source: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TraceUsageError(f"config {source}: {key} must be an integer >= {minimum}")
+    return value
+
+
+def _section(cls: type[Any], data: Any, source: str) -> Any:
+    if not isinstance(data, dict):
+        raise TraceUsageError(f"config {source}: expected a table")
+    names = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(names)
+    for secret in ("password", "bearer_token", "api_key", "token"):
+        if secret in unknown:
+            raise TraceUsageError(
+                f"config {source}: {secret} cannot be written in the config; "
+                f"use {secret if secret != 'token' else 'bearer_token'}_env or _file"
+            )
+    if unknown:
+        raise TraceUsageError(f"config {source}: unknown key(s) {', '.join(sorted(unknown))}")
+    obj = cls()
+    for k, v in data.items():
+        default = getattr(obj, k)
+        if isinstance(default, bool) and not isinstance(v, bool):
+            raise TraceUsageError(f"config {source}: {k} must be true or false")
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+                raise TraceUsageError(f"config {source}: {k} must be a positive number")
+            v = type(default)(v)
+        elif default is not None and isinstance(default, str) and not isinstance(v, str):
+            raise TraceUsageError(f"config {source}: {k} must be a string")
+        setattr(obj, k, v)
+    if isinstance(obj, HTTPBackendConfig) and obj.shard:
+        try:
+            parse_duration_ns(obj.shard)
+        except TraceUsageError as exc:
+            raise TraceUsageError(f"config {source}: shard: {exc}") from None
+    return obj
+
+
+def apply_env(cfg: TraceConfig, env: Mapping[str, str] | None = None) -> TraceConfig:
+    """Environment over the config file: ``OBSKIT_LOKI_URL``, ``OBSKIT_LOKI_TENANT``,
+    ``OBSKIT_LOKI_USERNAME``, ``OBSKIT_ES_URL``, ``OBSKIT_ES_INDEX``, ``OBSKIT_ES_USERNAME``.
+    Secret variables (``OBSKIT_LOKI_PASSWORD``, ``OBSKIT_LOKI_TOKEN``, ``OBSKIT_ES_PASSWORD``,
+    ``OBSKIT_ES_API_KEY``, ``OBSKIT_ES_TOKEN``) are read when the credentials are built."""
+    env = os.environ if env is None else env
+    if env.get("OBSKIT_LOKI_URL"):
+        cfg.loki = cfg.loki or LokiConfig()
+        cfg.loki.url = env["OBSKIT_LOKI_URL"]
+    if cfg.loki is not None:
+        if env.get("OBSKIT_LOKI_TENANT"):
+            cfg.loki.tenant = env["OBSKIT_LOKI_TENANT"]
+        if env.get("OBSKIT_LOKI_USERNAME"):
+            cfg.loki.username = env["OBSKIT_LOKI_USERNAME"]
+    if env.get("OBSKIT_ES_URL"):
+        cfg.elasticsearch = cfg.elasticsearch or ElasticsearchConfig()
+        cfg.elasticsearch.url = env["OBSKIT_ES_URL"]
+    if cfg.elasticsearch is not None:
+        if env.get("OBSKIT_ES_INDEX"):
+            cfg.elasticsearch.index = env["OBSKIT_ES_INDEX"]
+        if env.get("OBSKIT_ES_USERNAME"):
+            cfg.elasticsearch.username = env["OBSKIT_ES_USERNAME"]
+    return cfg
+
+
+@dataclass
+class Credentials:
+    """Resolved credentials of one backend; only ``headers``/``basic`` reveal them."""
+
+    username: str | None = None
+    password: Secret | None = None
+    bearer: Secret | None = None
+    api_key: Secret | None = None
+
+    def headers(self) -> dict[str, str]:
+        if self.bearer is not None:
+            return {"Authorization": f"Bearer {self.bearer.reveal()}"}
+        if self.api_key is not None:
+            return {"Authorization": f"ApiKey {self.api_key.reveal()}"}
+        return {}
+
+    def basic(self) -> tuple[str, str] | None:
+        if self.username is None:
+            return None
+        return (self.username, self.password.reveal() if self.password else "")
+
+
+def credentials(
+    cfg: HTTPBackendConfig, prefix: str, what: str, env: Mapping[str, str] | None = None
+) -> Credentials:
+    """Credentials from the config's ``*_env``/``*_file`` references, else from the
+    ``OBSKIT_<prefix>_PASSWORD`` / ``_TOKEN`` / ``_API_KEY`` environment variables."""
+    env = os.environ if env is None else env
+    c = Credentials(username=cfg.username)
+    c.password = secret_from(cfg.password_env, cfg.password_file, what)
+    c.bearer = secret_from(cfg.bearer_token_env, cfg.bearer_token_file, what)
+    if isinstance(cfg, ElasticsearchConfig):
+        c.api_key = secret_from(cfg.api_key_env, cfg.api_key_file, what)
+    if c.password is None and env.get(f"OBSKIT_{prefix}_PASSWORD") is not None:
+        c.password = Secret(env[f"OBSKIT_{prefix}_PASSWORD"], f"env OBSKIT_{prefix}_PASSWORD")
+    if c.bearer is None and env.get(f"OBSKIT_{prefix}_TOKEN") is not None:
+        c.bearer = Secret(env[f"OBSKIT_{prefix}_TOKEN"], f"env OBSKIT_{prefix}_TOKEN")
+    if (
+        isinstance(cfg, ElasticsearchConfig)
+        and c.api_key is None
+        and env.get(f"OBSKIT_{prefix}_API_KEY") is not None
+    ):
+        c.api_key = Secret(env[f"OBSKIT_{prefix}_API_KEY"], f"env OBSKIT_{prefix}_API_KEY")
+    if c.password is not None and c.username is None:
+        raise TraceUsageError(f"{what}: a password is set but no username")
+    return c

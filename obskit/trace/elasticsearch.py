@@ -1,0 +1,224 @@
+"""Elasticsearch / OpenSearch backend: a ``term`` query on the trace id, sorted by time and a
+tiebreaker, paged with ``search_after``.
+
+With a point in time (Elasticsearch ``POST /<index>/_pit``, OpenSearch 2.4+
+``POST /<index>/_search/point_in_time``) every page sees the same snapshot, and on
+Elasticsearch the ``_shard_doc`` tiebreaker makes the sort total. Without one (older servers,
+or a server that answers the PIT call with an error), searches go to the index pattern and the
+configured tiebreaker field (``_id``) breaks ties. Either way no hit is lost or repeated at a
+page border, however many share one timestamp.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, Final
+from urllib.parse import quote
+
+import orjson
+
+from obskit.schema import timestamp_ns
+from obskit.trace.config import ElasticsearchConfig, credentials
+from obskit.trace.http import display_url, http_reason, make_client, request
+from obskit.trace.loki import PageStats
+from obskit.trace.model import (
+    BackendError,
+    Entry,
+    TraceUsageError,
+    Window,
+    entry_from_line,
+    format_ns,
+)
+
+MAX_PAGE: Final = 10_000
+
+
+class ElasticsearchBackend:
+    """Queries one Elasticsearch or OpenSearch cluster for one trace."""
+
+    def __init__(self, cfg: ElasticsearchConfig, trace_id: str, max_connections: int = 4) -> None:
+        if not 0 < cfg.page_size <= MAX_PAGE:
+            raise TraceUsageError(f"elasticsearch: page_size must be 1..{MAX_PAGE}")
+        self.cfg = cfg
+        self.trace_id = trace_id
+        self.name = f"elasticsearch {display_url(cfg.url)}"
+        creds = credentials(cfg, "ES", self.name)
+        self.client = make_client(
+            cfg, creds, self.name, {"Content-Type": "application/json"}, max_connections
+        )
+        self.flavor = "unknown"
+        self.pit_id: str | None = None
+        #: Which PIT API answered: ``_pit`` (Elasticsearch) or ``_search/point_in_time``.
+        self.pit_kind = ""
+        self._pit_lock = threading.Lock()
+        self.stats = PageStats()
+        self.notes: list[str] = []
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Learn whether this is Elasticsearch or OpenSearch, then open a point in time."""
+        resp = request(self.client, self.name, "GET", "/")
+        if resp.status_code in (401, 403):
+            raise BackendError(self.name, http_reason(resp))
+        if resp.status_code == 200:
+            try:
+                version = resp.json().get("version", {})
+            except ValueError:
+                version = {}
+            dist = version.get("distribution", "") if isinstance(version, dict) else ""
+            self.flavor = "opensearch" if dist == "opensearch" else "elasticsearch"
+        if self.cfg.pit:
+            self._open_pit()
+
+    def _index_path(self) -> str:
+        return "/" + quote(self.cfg.index, safe=",*")
+
+    def _open_pit(self) -> None:
+        params = {"keep_alive": self.cfg.keep_alive}
+        tries = (
+            [("_search/point_in_time", "pit_id"), ("_pit", "id")]
+            if self.flavor == "opensearch"
+            else [("_pit", "id"), ("_search/point_in_time", "pit_id")]
+        )
+        for suffix, key in tries:
+            resp = request(
+                self.client, self.name, "POST", f"{self._index_path()}/{suffix}", params=params
+            )
+            if resp.status_code == 200:
+                try:
+                    pit = resp.json().get(key)
+                except ValueError:
+                    pit = None
+                if isinstance(pit, str) and pit:
+                    self.pit_id = pit
+                    self.pit_kind = suffix
+                    return
+            if resp.status_code in (401, 403):
+                raise BackendError(self.name, http_reason(resp))
+            if resp.status_code == 404 and "index_not_found" in resp.text:
+                break
+        self.notes.append(
+            f"{self.name}: no point in time available; paging with search_after and "
+            f"{self.cfg.tiebreaker} as tiebreaker"
+        )
+
+    def close(self) -> None:
+        if self.pit_id is not None:
+            try:
+                if self.pit_kind == "_pit":
+                    self.client.request(
+                        "DELETE", "/_pit", content=orjson.dumps({"id": self.pit_id})
+                    )
+                else:
+                    self.client.request(
+                        "DELETE",
+                        "/_search/point_in_time",
+                        content=orjson.dumps({"pit_id": [self.pit_id]}),
+                    )
+            except Exception:
+                pass
+        self.client.close()
+
+    # -- searching --------------------------------------------------------------------------
+
+    def tasks(self, window: Window) -> list[Callable[[], list[Entry]]]:
+        """One task per shard of the window; shards share the point in time."""
+        return [functools.partial(self.search, s) for s in window.shards(self.cfg.shard_ns())]
+
+    def sort(self) -> list[Any]:
+        ts = {self.cfg.timestamp_field: {"order": "asc"}}
+        if self.pit_id is not None and self.pit_kind == "_pit":
+            return [ts, {"_shard_doc": "asc"}]
+        return [ts, {self.cfg.tiebreaker: "asc"}]
+
+    def query(self, window: Window) -> dict[str, Any]:
+        return {
+            "bool": {
+                "filter": [
+                    {"term": {self.cfg.trace_field: self.trace_id}},
+                    {
+                        "range": {
+                            self.cfg.timestamp_field: {
+                                # Milliseconds: every date field parses them; shards meet exactly.
+                                "gte": format_ns(window.start_ns - window.start_ns % 1_000_000, 3),
+                                "lt": format_ns(window.end_ns - window.end_ns % 1_000_000, 3),
+                            }
+                        }
+                    },
+                ]
+            }
+        }
+
+    def search(self, window: Window) -> list[Entry]:
+        """Every hit in ``window``, paging until a short page."""
+        body: dict[str, Any] = {
+            "size": self.cfg.page_size,
+            "query": self.query(window),
+            "sort": self.sort(),
+            "track_total_hits": False,
+        }
+        out: list[Entry] = []
+        while True:
+            if self.pit_id is not None:
+                with self._pit_lock:
+                    body["pit"] = {"id": self.pit_id, "keep_alive": self.cfg.keep_alive}
+                path = "/_search"
+            else:
+                path = f"{self._index_path()}/_search"
+            resp = request(self.client, self.name, "POST", path, content=orjson.dumps(body))
+            if resp.status_code == 404 and self.pit_id is None and "index_not_found" in resp.text:
+                return out
+            if resp.status_code != 200:
+                raise BackendError(self.name, http_reason(resp))
+            try:
+                data = resp.json()
+                hits = data["hits"]["hits"]
+            except (ValueError, KeyError, TypeError):
+                raise BackendError(self.name, "unexpected _search response") from None
+            self.stats.add(len(hits))
+            new_pit = data.get("pit_id")
+            if isinstance(new_pit, str) and new_pit and self.pit_id is not None:
+                # Always use the most recent PIT id (Elasticsearch may return a new one).
+                with self._pit_lock:
+                    self.pit_id = new_pit
+            for hit in hits:
+                e = self._entry(hit)
+                if e is not None:
+                    out.append(e)
+            if len(hits) < self.cfg.page_size:
+                return out
+            sort_values = hits[-1].get("sort")
+            if not sort_values:
+                raise BackendError(self.name, "hits carry no sort values; cannot page")
+            body["search_after"] = sort_values
+
+    def _entry(self, hit: dict[str, Any]) -> Entry | None:
+        src = hit.get("_source")
+        if not isinstance(src, dict):
+            return None
+        fallback = _ts_ns(src.get(self.cfg.timestamp_field))
+        labels = {"trace_id": self.trace_id}
+        return entry_from_line(
+            orjson.dumps(src),
+            f"elasticsearch:{hit.get('_index', '?')}",
+            self.trace_id,
+            fallback_ts_ns=fallback,
+            labels=labels,
+        )
+
+
+def _ts_ns(value: Any) -> int | None:
+    """``@timestamp`` as RFC 3339 text or epoch milliseconds -> unix ns."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value * 1_000_000)
+    if isinstance(value, str):
+        try:
+            return timestamp_ns(value)
+        except ValueError:
+            return None
+    return None
