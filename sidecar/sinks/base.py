@@ -26,6 +26,9 @@ class Batch:
     the file identity and the line's byte offset (``<file_key>-<offset>``), the same after any
     retry or restart, so backends that support ids can deduplicate. ``static`` holds the
     enrichment fields of this sidecar (``environment``, ``host``, ``pod``, ...).
+    ``extents`` maps each file key in the batch to ``(offset of its first line, offset just
+    past its last line)``: lines of one file are in file order, so a sink can tell cheaply
+    whether a batch replays lines it already stored (the file sink does, after a crash).
     """
 
     seq: int
@@ -33,6 +36,7 @@ class Batch:
     records: list[Record]
     ids: list[str]
     static: dict[str, str] = field(default_factory=dict)
+    extents: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.lines)

@@ -1,0 +1,288 @@
+"""The sidecar's main loop: poll the source, check and transform, batch, hand batches to the
+sink workers, and move checkpoints as acknowledgements come back.
+
+Memory is bounded by ``memory.max_inflight_bytes``: bytes read but not yet acknowledged by
+every sink. When it is reached, reading pauses (the files wait on disk, which is the buffer).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from sidecar.acks import AckTracker
+from sidecar.batcher import Batcher, OpenBatch
+from sidecar.checkpoint import CheckpointError, CheckpointStore
+from sidecar.config import LoadedConfig
+from sidecar.metrics import Metrics
+from sidecar.selflog import log as default_log
+from sidecar.sinks.base import Batch, Sink
+from sidecar.sinks.registry import sink_module
+from sidecar.sinks.worker import SinkWorker
+from sidecar.source.chunk import Chunk
+from sidecar.transform.quarantine import DeadLetter
+from sidecar.transform.stage import SchemaStage
+
+CHECKPOINT_FILE = "checkpoints.json"
+
+
+class Source(Protocol):
+    """What the engine needs from the tailer."""
+
+    def poll(self, max_bytes: int = ...) -> list[Chunk]: ...
+    def wait(self, timeout: float) -> None: ...
+    def stop(self) -> None: ...
+    def close(self) -> None: ...
+    def files(self) -> list[Any]: ...
+
+
+SourceFactory = Callable[[LoadedConfig, CheckpointStore], Source]
+
+
+def _tailer(cfg: LoadedConfig, checkpoints: CheckpointStore) -> Source:
+    from sidecar.source.tailer import Tailer
+
+    return Tailer(cfg.source, checkpoints)
+
+
+class Engine:
+    """Runs one sidecar; :meth:`run` returns when stopped (signal, idle exit)."""
+
+    def __init__(
+        self,
+        cfg: LoadedConfig,
+        *,
+        source_factory: SourceFactory = _tailer,
+        sinks: list[Sink] | None = None,
+        log: Callable[..., None] = default_log,
+    ) -> None:
+        self.cfg = cfg
+        self.log = log
+        self.metrics = Metrics()
+        self.tracker = AckTracker()
+        self.stop_event = threading.Event()
+        self.ready = False
+        self.shutting_down = False
+        c = cfg.config
+        self.dead = DeadLetter(cfg.quarantine_dir, c.quarantine.max_bytes, c.quarantine.max_files)
+        self.stage = SchemaStage(c.schema, self.dead, self.metrics)
+        self.batcher = Batcher(c.batch.max_lines, c.batch.max_bytes)
+        self.checkpoints = CheckpointStore(
+            Path(c.checkpoint.dir) / CHECKPOINT_FILE, c.checkpoint.retention
+        )
+        self._source_factory = source_factory
+        self._given_sinks = sinks
+        self.sinks: list[Sink] = []
+        self.workers: list[SinkWorker] = []
+        self.source: Source | None = None
+        self._seq = 0
+        self._last_save = time.monotonic()
+        self._last_lag = 0.0
+        self._dirty = False
+
+    # control -----------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop reading and shut down gracefully (safe from a signal handler)."""
+        self.stop_event.set()
+        if self.source is not None:
+            self.source.stop()
+
+    # setup -------------------------------------------------------------------------------------
+    def _build_sinks(self) -> list[Sink]:
+        if self._given_sinks is not None:
+            return self._given_sinks
+        return [sink_module(s.type).build(s.name, s.config) for s in self.cfg.sinks]
+
+    def start(self) -> None:
+        """Load checkpoints, start sinks and workers, open the source."""
+        Path(self.cfg.config.checkpoint.dir).mkdir(parents=True, exist_ok=True)
+        for w in self.checkpoints.load():
+            self.log("WARN", w, component="checkpoint")
+        self.sinks = self._build_sinks()
+        for sink in self.sinks:
+            sink.metrics = self.metrics.for_sink(sink.name)
+            sink.start()
+            worker = SinkWorker(
+                sink,
+                self.dead,
+                on_done=self.tracker.ack,
+                on_forwarded=self.metrics.forwarded,
+                on_outcome=self.metrics.batch_done,
+                log=self.log,
+            )
+            worker.start()
+            self.workers.append(worker)
+        self.source = self._source_factory(self.cfg, self.checkpoints)
+        if self.stop_event.is_set():
+            self.source.stop()
+        self.ready = True
+        self.metrics.ready.set(1)
+
+    # the loop ----------------------------------------------------------------------------------
+    def run(self, exit_on_idle: float | None = None) -> int:
+        """Run until stopped; with ``exit_on_idle``, also stop once every file was read to its
+        end, every batch acknowledged, and nothing new arrived for that many seconds."""
+        if self.source is None:
+            self.start()
+        assert self.source is not None
+        c = self.cfg.config
+        max_inflight = int(c.memory.max_inflight_bytes)
+        read_bytes = max(64 * 1024, min(max_inflight // 4, 8 << 20))
+        last_data = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                self._apply_acks()
+                now = time.monotonic()
+                self._housekeeping(now)
+                budget = max_inflight - self.tracker.inflight_bytes - self.batcher.open.nbytes
+                if budget <= 0:
+                    # Backpressure: hand over what we have and wait for acknowledgements.
+                    self._dispatch_open()
+                    self.tracker.wait_below(max_inflight // 2 or 1, 0.2)
+                    continue
+                chunks = self.source.poll(min(budget, read_bytes))
+                for chunk in chunks:
+                    for full in self.batcher.add(self.stage.process(chunk)):
+                        self._dispatch(full)
+                if chunks:
+                    last_data = time.monotonic()
+                if self.batcher.age() >= c.batch.max_wait:
+                    self._dispatch_open()
+                if chunks:
+                    continue
+                if exit_on_idle is not None and self._idle(last_data, exit_on_idle):
+                    self.log("INFO", "idle: every file read and acknowledged; exiting")
+                    break
+                wait = 1.0  # the source's wait() also returns at its poll interval or an event
+                if not self.batcher.open.empty:
+                    wait = max(0.0, c.batch.max_wait - self.batcher.age())
+                if exit_on_idle is not None:
+                    wait = min(wait, max(0.05, exit_on_idle / 4))
+                self.source.wait(min(wait, 1.0))
+        finally:
+            self.shutdown()
+        return 0
+
+    def _idle(self, last_data: float, idle_for: float) -> bool:
+        self._dispatch_open()
+        if self.tracker.pending or not self.batcher.open.empty:
+            return False
+        assert self.source is not None
+        if any(f.read_offset < f.size for f in self.source.files()):
+            return False
+        return time.monotonic() - last_data >= idle_for
+
+    def _dispatch_open(self) -> None:
+        b = self.batcher.take()
+        if b is not None:
+            self._dispatch(b)
+
+    def _dispatch(self, ob: OpenBatch) -> None:
+        self._seq += 1
+        seq = self._seq
+        nbytes = ob.nbytes
+        sinks = len(self.workers) if ob.lines else 0
+        self.tracker.register(seq, ob.marks, nbytes, sinks)
+        if not sinks:
+            return
+        batch = Batch(
+            seq=seq,
+            lines=ob.lines,
+            records=ob.records,
+            ids=ob.ids,
+            static=self.cfg.static,
+            extents=ob.extents,
+        )
+        paths = {k: p for k, (p, _) in ob.marks.items()}
+        for w in self.workers:
+            if not w.put(batch, paths, self.stop_event):
+                # Stopping while a queue is full: the batch is not acknowledged by this sink,
+                # so its lines stay behind the checkpoint and are read again after restart.
+                return
+
+    def _apply_acks(self) -> None:
+        for key, (path, offset) in self.tracker.take_advanced().items():
+            self.checkpoints.advance(key, offset, path)
+            self._dirty = True
+
+    def _housekeeping(self, now: float) -> None:
+        c = self.cfg.config
+        if now - self._last_save >= c.checkpoint.interval:
+            self._save()
+        if now - self._last_lag >= 1.0:
+            self._last_lag = now
+            self.metrics.inflight_bytes.set(self.tracker.inflight_bytes)
+            if self.checkpoints.last_saved is not None:
+                self.metrics.checkpoint_age.set(max(0.0, time.time() - self.checkpoints.last_saved))
+            assert self.source is not None
+            try:
+                lags = {f.path: max(0, f.size - f.read_offset) for f in self.source.files()}
+            except OSError:
+                lags = {}
+            self.metrics.set_file_lag(lags)
+
+    def _save(self) -> None:
+        self._last_save = time.monotonic()
+        self._apply_acks()
+        try:
+            # Quarantined lines must be on disk before the checkpoint passes them.
+            self.dead.flush(durable=True)
+            if self.source is not None:
+                gone = self.checkpoints.forget_gone(f.file_key for f in self.source.files())
+                if gone:
+                    self._dirty = True
+            if self._dirty:
+                self.checkpoints.save()
+                self._dirty = False
+        except (CheckpointError, OSError) as exc:
+            self.log(
+                "ERROR",
+                "cannot save checkpoints; will retry (lines may be read again after a restart)",
+                error=str(exc),
+                path=str(self.checkpoints.path),
+            )
+
+    # shutdown ----------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop reading, let sinks finish within ``shutdown_timeout``, save checkpoints."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        self.ready = False
+        self.metrics.ready.set(0)
+        if self.source is not None:
+            self.source.stop()
+        self._dispatch_open()
+        deadline = time.monotonic() + self.cfg.config.shutdown_timeout
+        while time.monotonic() < deadline and self.tracker.pending:
+            self.tracker.wait_idle(min(0.2, max(0.0, deadline - time.monotonic())))
+            self._apply_acks()
+        if self.tracker.pending:
+            self.log(
+                "WARN",
+                "shutdown deadline reached with batches in flight; they will be read again",
+                batches=self.tracker.pending,
+            )
+        for sink in self.sinks:
+            sink.stopping.set()
+        for w in self.workers:
+            w.finish()
+        for w in self.workers:
+            w.thread.join(max(0.5, deadline - time.monotonic()))
+        self._apply_acks()
+        self._save_final()
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as exc:
+                self.log("ERROR", f"closing sink {sink.name} failed", error=str(exc))
+        if self.source is not None:
+            self.source.close()
+        self.dead.close()
+
+    def _save_final(self) -> None:
+        self._dirty = True
+        self._save()

@@ -1,0 +1,183 @@
+"""Prometheus metrics of the sidecar, in its own registry (no process-global state), plus
+plain totals for the end-of-run summary. Labels never carry secrets or URLs."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from sidecar.sinks.base import SinkMetrics
+
+
+@dataclass
+class Totals:
+    """What happened, for summaries and tests (mirrors the counters)."""
+
+    lines_read: int = 0
+    bytes_read: int = 0
+    forwarded: Tally[str] = field(default_factory=Tally)
+    quarantined: Tally[str] = field(default_factory=Tally)
+    repaired: Tally[str] = field(default_factory=Tally)
+    forwarded_invalid: Tally[str] = field(default_factory=Tally)
+    dead_lettered: Tally[str] = field(default_factory=Tally)
+    examples: dict[str, str] = field(default_factory=dict)
+    trace_ids: list[str] = field(default_factory=list)
+
+
+class Metrics:
+    """Every sidecar metric; one instance per engine."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.totals = Totals()
+        self._lock = threading.Lock()
+        self.lines_read = Counter(
+            "obskit_sidecar_lines_read", "Complete lines read from log files.", registry=r
+        )
+        self.bytes_read = Counter(
+            "obskit_sidecar_bytes_read", "Bytes of complete lines read from log files.", registry=r
+        )
+        self.lines_forwarded = Counter(
+            "obskit_sidecar_lines_forwarded",
+            "Lines a sink accepted (or already had).",
+            ["sink"],
+            registry=r,
+        )
+        self.lines_quarantined = Counter(
+            "obskit_sidecar_lines_quarantined",
+            "Invalid lines written to the quarantine file, by first rule broken.",
+            ["rule", "service"],
+            registry=r,
+        )
+        self.lines_repaired = Counter(
+            "obskit_sidecar_lines_repaired",
+            "Lines repaired before forwarding.",
+            ["rule"],
+            registry=r,
+        )
+        self.lines_forwarded_invalid = Counter(
+            "obskit_sidecar_lines_forwarded_invalid",
+            "Invalid lines forwarded as is (policy 'forward').",
+            ["rule"],
+            registry=r,
+        )
+        self.file_lag = Gauge(
+            "obskit_sidecar_file_lag_bytes",
+            "Bytes written to a file but not yet read.",
+            ["path"],
+            registry=r,
+        )
+        self.checkpoint_age = Gauge(
+            "obskit_sidecar_checkpoint_age_seconds",
+            "Seconds since checkpoints were last saved.",
+            registry=r,
+        )
+        self.inflight_bytes = Gauge(
+            "obskit_sidecar_inflight_bytes",
+            "Bytes read and not yet acknowledged by every sink.",
+            registry=r,
+        )
+        self.sink_batches = Counter(
+            "obskit_sidecar_sink_batches",
+            "Batches a sink finished, by outcome (ok, partial, error).",
+            ["sink", "outcome"],
+            registry=r,
+        )
+        self.sink_retries = Counter(
+            "obskit_sidecar_sink_retries", "Retries by cause.", ["sink", "cause"], registry=r
+        )
+        self.sink_request_seconds = Histogram(
+            "obskit_sidecar_sink_request_seconds",
+            "Duration of one request (or file write) to a sink.",
+            ["sink"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.sink_requests = Counter(
+            "obskit_sidecar_sink_requests", "Requests by outcome.", ["sink", "outcome"], registry=r
+        )
+        self.sink_bytes = Counter(
+            "obskit_sidecar_sink_bytes", "Bytes accepted by a sink.", ["sink"], registry=r
+        )
+        self.sink_dead_lettered = Counter(
+            "obskit_sidecar_sink_dead_lettered",
+            "Lines a sink rejected for good (written to the dead-letter file).",
+            ["sink", "reason"],
+            registry=r,
+        )
+        self.sink_spool_bytes = Gauge(
+            "obskit_sidecar_sink_spool_bytes", "Size of a sink's disk spool.", ["sink"], registry=r
+        )
+        self.ready = Gauge("obskit_sidecar_ready", "1 when the sidecar is ready.", registry=r)
+        self._lag_paths: set[str] = set()
+
+    # engine side -----------------------------------------------------------------------------
+    def read(self, lines: int, nbytes: int) -> None:
+        self.lines_read.inc(lines)
+        self.bytes_read.inc(nbytes)
+        self.totals.lines_read += lines
+        self.totals.bytes_read += nbytes
+
+    def quarantined(self, rule: str, service: str | None, example: str) -> None:
+        self.lines_quarantined.labels(rule, service or "unknown").inc()
+        self.totals.quarantined[rule] += 1
+        self.totals.examples.setdefault(rule, example)
+
+    def repaired(self, rule: str) -> None:
+        self.lines_repaired.labels(rule).inc()
+        self.totals.repaired[rule] += 1
+
+    def forwarded_invalid(self, rule: str) -> None:
+        self.lines_forwarded_invalid.labels(rule).inc()
+        self.totals.forwarded_invalid[rule] += 1
+
+    def forwarded(self, sink: str, lines: int) -> None:
+        self.lines_forwarded.labels(sink).inc(lines)
+        with self._lock:
+            self.totals.forwarded[sink] += lines
+
+    def batch_done(self, sink: str, outcome: str) -> None:
+        self.sink_batches.labels(sink, outcome).inc()
+
+    def set_file_lag(self, lags: dict[str, int]) -> None:
+        for gone in self._lag_paths - lags.keys():
+            with contextlib.suppress(KeyError):
+                self.file_lag.remove(gone)
+        for path, lag in lags.items():
+            self.file_lag.labels(path).set(lag)
+        self._lag_paths = set(lags)
+
+    def for_sink(self, name: str) -> SinkMetrics:
+        """The :class:`SinkMetrics` to install on sink ``name``."""
+        return PromSinkMetrics(self, name)
+
+
+class PromSinkMetrics(SinkMetrics):
+    """Sink reports, recorded as Prometheus metrics labelled with the sink's name."""
+
+    def __init__(self, metrics: Metrics, sink: str) -> None:
+        self._m = metrics
+        self._sink = sink
+
+    def request(self, seconds: float, outcome: str) -> None:
+        self._m.sink_request_seconds.labels(self._sink).observe(seconds)
+        self._m.sink_requests.labels(self._sink, outcome).inc()
+
+    def retry(self, cause: str) -> None:
+        self._m.sink_retries.labels(self._sink, cause).inc()
+
+    def sent(self, lines: int, nbytes: int) -> None:
+        self._m.sink_bytes.labels(self._sink).inc(nbytes)
+
+    def dead_lettered(self, reason: str, lines: int = 1) -> None:
+        self._m.sink_dead_lettered.labels(self._sink, reason).inc(lines)
+        with self._m._lock:
+            self._m.totals.dead_lettered[f"{self._sink}: {reason}"] += lines
+
+    def spool_bytes(self, nbytes: int) -> None:
+        self._m.sink_spool_bytes.labels(self._sink).set(nbytes)

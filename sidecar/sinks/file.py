@@ -1,0 +1,270 @@
+"""The file sink: a size-rotated NDJSON archive in a local folder (the embedded default).
+
+Each record is one JSON line (the shipped line, plus this sidecar's static fields when
+``enrich`` is on and the line does not already have that key). ``send`` writes the batch,
+flushes and fsyncs it (``fsync: false`` trades power-loss durability for speed; a process
+crash loses nothing either way) before returning, so a checkpoint never moves past a line that
+is not on disk.
+
+Exactly once across crashes: a journal (``.file-sink.journal`` in the folder) records after
+each batch the segment, its size and, per source file, the offset just past the last archived
+line. On start the current segment is cut back to the journalled size (dropping a batch whose
+write was interrupted: it was not acknowledged, so it will be read again), and lines replayed
+from before the journalled offsets are skipped. So the archive holds every line once, even
+after ``kill -9``, provided the tailer keeps a file's identity across the restart.
+
+Segments: ``archive-<UTC time>.ndjson`` (the newest is being written), ``.ndjson.gz`` after
+rotation when ``gzip: true``; ``max_segments`` bounds how many are kept (0: all).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import cramjam
+import msgspec
+import orjson
+
+from sidecar.durations import ByteSize
+from sidecar.sinks.base import Batch, SendResult, Sink
+
+JOURNAL = ".file-sink.journal"
+_SEGMENT_GLOB = "archive-*.ndjson*"
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """``type: file`` settings."""
+
+    dir: str = "archive"
+    max_segment_bytes: ByteSize = ByteSize(64 * 1024 * 1024)
+    max_segments: int = 0
+    gzip: bool = False
+    enrich: bool = True
+    fsync: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_segment_bytes < 4096:
+            raise ValueError("max_segment_bytes: must be at least 4096")
+        if self.max_segments < 0:
+            raise ValueError("max_segments: must be 0 (keep all) or more")
+
+
+def build(name: str, config: Config) -> FileSink:
+    """The sink for ``type: file``."""
+    return FileSink(name, config)
+
+
+def _id_offset(ident: str) -> int:
+    return int(ident.rpartition("-")[2])
+
+
+class FileSink(Sink):
+    """See the module docstring."""
+
+    kind = "file"
+
+    def __init__(self, name: str, config: Config) -> None:
+        super().__init__(name)
+        self.config = config
+        self.dir = Path(config.dir)
+        self._fh: Any = None
+        self._seg: Path | None = None
+        self._size = 0
+        self._marks: dict[str, int] = {}
+        self._guard: dict[str, int] = {}
+        self._journal: Any = None
+        self._journal_entries = 0
+        self.skipped_replayed = 0
+
+    # lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        seg_name, size = self._load_journal()
+        seg = self.dir / seg_name if seg_name else None
+        if seg is not None and seg.exists() and seg.suffix == ".ndjson":
+            with open(seg, "r+b") as fh:
+                actual = fh.seek(0, os.SEEK_END)
+                if actual > size:
+                    # Written but never journalled: not acknowledged, it will be read again.
+                    fh.truncate(size)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self._open(seg)
+        else:
+            self._open(self._new_segment_path())
+        self._guard = dict(self._marks)
+        self._rewrite_journal()
+
+    def close(self) -> None:
+        for fh in (self._fh, self._journal):
+            if fh is not None:
+                fh.flush()
+                os.fsync(fh.fileno())
+                fh.close()
+        self._fh = self._journal = None
+
+    # journal -----------------------------------------------------------------------------------
+    def _load_journal(self) -> tuple[str | None, int]:
+        path = self.dir / JOURNAL
+        seg: str | None = None
+        size = 0
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None, 0
+        for raw in data.split(b"\n"):
+            if not raw:
+                continue
+            try:
+                entry = orjson.loads(raw)
+                seg, size = str(entry["seg"]), int(entry["size"])
+                for k, v in entry.get("marks", {}).items():
+                    self._marks[str(k)] = max(int(v), self._marks.get(str(k), 0))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                # A torn last entry from a crash: everything before it is intact.
+                continue
+        return seg, size
+
+    def _rewrite_journal(self) -> None:
+        assert self._seg is not None
+        if self._journal is not None:
+            self._journal.close()
+        tmp = self.dir / (JOURNAL + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(self._entry(self._marks))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.dir / JOURNAL)
+        _fsync_dir(self.dir)
+        self._journal_entries = 0
+        self._journal = open(self.dir / JOURNAL, "ab")  # noqa: SIM115
+
+    def _entry(self, marks: dict[str, int]) -> bytes:
+        assert self._seg is not None
+        return orjson.dumps({"seg": self._seg.name, "size": self._size, "marks": marks}) + b"\n"
+
+    # segments ----------------------------------------------------------------------------------
+    def _new_segment_path(self) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        n = 0
+        while True:
+            p = self.dir / f"archive-{stamp}{f'-{n:03d}' if n else ''}.ndjson"
+            if not p.exists() and not p.with_suffix(".ndjson.gz").exists():
+                return p
+            n += 1
+
+    def _open(self, path: Path) -> None:
+        self._fh = open(path, "ab")  # noqa: SIM115 - the segment stays open between batches
+        self._seg = path
+        self._size = self._fh.tell()
+
+    def _rotate(self) -> None:
+        old = self._seg
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        self._open(self._new_segment_path())
+        self._rewrite_journal()
+        if old is not None and self.config.gzip:
+            gz = old.with_suffix(".ndjson.gz")
+            tmp = gz.with_suffix(".gz.tmp")
+            tmp.write_bytes(bytes(cramjam.gzip.compress(old.read_bytes())))
+            os.replace(tmp, gz)
+            old.unlink()
+        if self.config.max_segments:
+            segs = sorted(self.dir.glob(_SEGMENT_GLOB))
+            for p in segs[: max(0, len(segs) - self.config.max_segments)]:
+                if p != self._seg:
+                    p.unlink(missing_ok=True)
+
+    # sending -----------------------------------------------------------------------------------
+    def send(self, batch: Batch) -> SendResult:
+        t0 = time.perf_counter()
+        lines = batch.lines
+        if self._guard:
+            lines = self._drop_replayed(batch)
+        if lines:
+            data = self._encode(lines, batch.static)
+            if self._size > 0 and self._size + len(data) > self.config.max_segment_bytes:
+                self._rotate()
+            self._fh.write(data)
+            self._fh.flush()
+            if self.config.fsync:
+                os.fsync(self._fh.fileno())
+            self._size += len(data)
+        marks = {k: end for k, (_, end) in batch.extents.items()}
+        for k, end in marks.items():
+            if end > self._marks.get(k, -1):
+                self._marks[k] = end
+        self._journal_entries += 1
+        if self._journal_entries >= 4096:
+            self._rewrite_journal()  # compact: one entry with every mark
+        else:
+            self._journal.write(self._entry(marks))
+            self._journal.flush()
+            if self.config.fsync:
+                os.fsync(self._journal.fileno())
+        self.metrics.request(time.perf_counter() - t0, "ok")
+        self.metrics.sent(len(lines), sum(map(len, lines)))
+        return SendResult()
+
+    def _drop_replayed(self, batch: Batch) -> list[bytes]:
+        replay: dict[str, int] = {}
+        for key, (first, end) in batch.extents.items():
+            mark = self._guard.get(key)
+            if mark is None:
+                continue
+            if first >= mark:
+                del self._guard[key]  # caught up: nothing of this file is replayed any more
+            else:
+                replay[key] = mark
+                if end >= mark:
+                    del self._guard[key]
+        if not replay:
+            return batch.lines
+        keep: list[bytes] = []
+        for line, ident in zip(batch.lines, batch.ids, strict=False):
+            key, _, off = ident.rpartition("-")
+            if key in replay and int(off) < replay[key]:
+                self.skipped_replayed += 1
+                continue
+            keep.append(line)
+        return keep
+
+    def _encode(self, lines: list[bytes], static: dict[str, str]) -> bytes:
+        data = b"\n".join(lines) + b"\n"
+        if not (self.config.enrich and static):
+            return data
+        fields = [(k, b'"' + k.encode() + b'":') for k in static]
+        suffix = b"".join(
+            b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in static.items()
+        )
+        if data.count(b"}\n") == len(lines) and not any(n in data for _, n in fields):
+            # Every line ends with "}" and none has a static key: one C-speed replace.
+            return data.replace(b"}\n", suffix + b"}\n")
+        out = []
+        for line in lines:
+            stripped = line.rstrip(b" \t")
+            if not stripped.endswith(b"}"):
+                out.append(line)
+                continue
+            extra = b"".join(
+                b"," + orjson.dumps(k) + b":" + orjson.dumps(static[k])
+                for k, needle in fields
+                if needle not in line and needle[:-1] + b" :" not in line
+            )
+            out.append(stripped[:-1] + extra + b"}" if extra else line)
+        return b"\n".join(out) + b"\n"
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name == "nt":  # directories cannot be opened for fsync on Windows; NTFS journals it
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""Between the source and the sinks: schema checks, repairs, quarantine, batching."""

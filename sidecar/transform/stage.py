@@ -1,0 +1,161 @@
+"""The schema stage: validate each chunk with the project's validator and apply the policy
+(forward / repair / quarantine) to the lines that break a rule.
+
+The fast path does no per-line Python work beyond what ``validate_chunk`` does: a chunk of
+valid lines goes through as the validator's own line list and record list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Any
+
+import orjson
+from msgspec import UNSET
+
+from obskit.schema import Policy, Record, Violation, check_line, validate_chunk
+from obskit.schema import rules as R
+from sidecar.config import Action, SchemaConfig
+from sidecar.metrics import Metrics
+from sidecar.source.chunk import Chunk
+from sidecar.transform.quarantine import DeadLetter, guess_service, utc_now, violation_reasons
+from sidecar.transform.repair import fix_level, repair_line
+
+_PLUS_ONE = (1).__add__
+
+
+@dataclass(slots=True)
+class Prepared:
+    """Lines of one chunk ready to batch: ``offsets[i]`` is ``lines[i]``'s start in the file;
+    ``end`` is where the chunk ends (the checkpoint once everything before is acknowledged)."""
+
+    file_key: str
+    path: str
+    lines: list[bytes]
+    records: list[Record]
+    offsets: list[int]
+    end: int
+
+
+class SchemaStage:
+    """Applies :class:`~sidecar.config.SchemaConfig` to chunks."""
+
+    def __init__(self, cfg: SchemaConfig, dead_letter: DeadLetter, metrics: Metrics) -> None:
+        self.cfg = cfg
+        self.policy = Policy(max_line_bytes=int(cfg.max_line_bytes))
+        self.dead = dead_letter
+        self.metrics = metrics
+
+    def action(self, rule: str) -> Action:
+        act = self.cfg.rules.get(rule, self.cfg.on_invalid)
+        if act == "forward" and rule in ("OBS001", "OBS002", "OBS011", "OBS012"):
+            return "quarantine"
+        return act
+
+    def process(self, chunk: Chunk) -> Prepared:
+        """Validate ``chunk``; quarantine what must be; return what goes to the sinks."""
+        data = chunk.data
+        res = validate_chunk(data, self.policy)
+        lines = res.lines
+        if chunk.offsets is not None:
+            offsets = list(chunk.offsets)
+        else:
+            offsets = list(accumulate(map(_PLUS_ONE, map(len, lines)), initial=chunk.start))
+            offsets.pop()
+        self.metrics.read(len(lines), len(data))
+        for tl in getattr(chunk, "too_long", None) or ():
+            self._quarantine_too_long(chunk, tl)
+        records: list[Any] = res.records
+        if b"\r" in data:
+            lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
+        errors = [i for i, vs in res.violations.items() if any(v.severity == "error" for v in vs)]
+        if not errors:
+            return Prepared(chunk.file_key, chunk.path, lines, records, offsets, chunk.end)
+        drop: set[int] = set()
+        lines = list(lines) if lines is res.lines else lines
+        records = list(records)
+        for i in sorted(errors):
+            out = self._invalid(chunk, lines[i], offsets[i], res.violations[i])
+            if out is None:
+                drop.add(i)
+            else:
+                lines[i], records[i] = out
+        if drop:
+            keep = [i for i in range(len(lines)) if i not in drop]
+            lines = [lines[i] for i in keep]
+            records = [records[i] for i in keep]
+            offsets = [offsets[i] for i in keep]
+        return Prepared(chunk.file_key, chunk.path, lines, records, offsets, chunk.end)
+
+    def _invalid(
+        self, chunk: Chunk, line: bytes, offset: int, violations: list[Violation]
+    ) -> tuple[bytes, Record] | None:
+        errors = [v for v in violations if v.severity == "error"]
+        actions = {self.action(v.rule) for v in errors}
+        if "quarantine" not in actions and "repair" in actions:
+            fixed = repair_line(line, errors, self.cfg.service_default, self.policy)
+            if fixed is not None:
+                new_line, record, rules_fixed = fixed
+                for rule in rules_fixed:
+                    self.metrics.repaired(rule)
+                return new_line, record
+        elif "quarantine" not in actions:
+            for v in errors:
+                self.metrics.forwarded_invalid(v.rule)
+            return line, self._loose_record(line)
+        self.dead.write(
+            line,
+            file=chunk.path,
+            file_key=chunk.file_key,
+            offset=offset,
+            reasons=violation_reasons(errors),
+        )
+        self.metrics.quarantined(errors[0].rule, guess_service(line), errors[0].format())
+        return None
+
+    def _quarantine_too_long(self, chunk: Chunk, tl: Any) -> None:
+        v = Violation(
+            R.LINE_TOO_LONG,
+            None,
+            f"line is {tl.length} bytes, more than the maximum {self.policy.max_line_bytes}; "
+            "only its first bytes are kept here",
+            1,
+        )
+        self.dead.write(
+            bytes(tl.head),
+            file=chunk.path,
+            file_key=chunk.file_key,
+            offset=tl.offset,
+            reasons=[*violation_reasons([v]), {"length": tl.length}],
+        )
+        self.metrics.quarantined(R.LINE_TOO_LONG, guess_service(bytes(tl.head)), v.format())
+
+    def _loose_record(self, line: bytes) -> Record:
+        """Best-effort schema fields of a line forwarded despite errors (sinks need a
+        timestamp, level and service to route it); the line itself is shipped unchanged."""
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            obj = {}
+        if not isinstance(obj, dict):
+            obj = {}
+        ts = obj.get("timestamp")
+        level = fix_level(obj.get("level")) or "INFO"
+        svc = obj.get("service")
+        if not isinstance(svc, str) or R.check_service(svc) is not None:
+            svc = self.cfg.service_default or "unknown"
+        trace = obj.get("trace_id")
+        msg = obj.get("message")
+        return Record(
+            timestamp=ts if isinstance(ts, str) and R.check_timestamp(ts) is None else utc_now(),
+            level=level,  # type: ignore[arg-type]
+            service=svc,
+            message=msg if isinstance(msg, str) else "",
+            trace_id=trace if isinstance(trace, str) and not R.check_trace_id(trace) else UNSET,
+        )
+
+
+def recheck(line: bytes, policy: Policy) -> list[Violation]:
+    """Violations of one line (used by tests and the summary)."""
+    return check_line(line, policy)[1]
