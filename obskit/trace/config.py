@@ -115,9 +115,9 @@ class ElasticsearchConfig(HTTPBackendConfig):
     #: Use a point in time when the server offers one (ES ``_pit``, OpenSearch 2.4+).
     pit: bool = True
     keep_alive: str = "2m"
-    #: Tiebreaker sort field without a PIT (and on OpenSearch); ``_shard_doc`` is used with an
-    #: Elasticsearch PIT.
-    tiebreaker: str = "_id"
+    #: ``auto``: ``search_after`` on ``_shard_doc`` inside an Elasticsearch PIT, else a
+    #: timestamp cursor that excludes ids already seen. Or a unique keyword field to sort on.
+    tiebreaker: str = "auto"
 
 
 @dataclass

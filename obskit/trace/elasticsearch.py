@@ -1,19 +1,20 @@
-"""Elasticsearch / OpenSearch backend: a ``term`` query on the trace id, sorted by time and a
-tiebreaker, paged with ``search_after``.
+"""Elasticsearch / OpenSearch backend: a ``term`` query on the trace id plus a range on the
+timestamp, sorted by time, paged so that traces of any size come back whole.
 
-With a point in time (Elasticsearch ``POST /<index>/_pit``, OpenSearch 2.4+
-``POST /<index>/_search/point_in_time``) every page sees the same snapshot, and on
-Elasticsearch the ``_shard_doc`` tiebreaker makes the sort total. Without one (older servers,
-or a server that answers the PIT call with an error), searches go to the index pattern and the
-configured tiebreaker field (``_id``) breaks ties. Either way no hit is lost or repeated at a
-page border, however many share one timestamp.
+* Elasticsearch with a point in time (``POST /<index>/_pit``): every page sees one snapshot and
+  the sort ``[@timestamp, _shard_doc]`` is total, so pages follow with ``search_after``.
+* OpenSearch (PIT via ``POST /<index>/_search/point_in_time``, no ``_shard_doc`` before 3.3), or
+  any server without a PIT: a timestamp cursor. The next page asks for
+  ``@timestamp >= last`` minus the ``_id`` s already returned at ``last``, so ties at a page
+  border are neither lost nor repeated and a page made only of ties still moves forward.
+* ``tiebreaker = "<unique keyword field>"`` forces ``search_after`` on ``[@timestamp, field]``.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -101,8 +102,8 @@ class ElasticsearchBackend:
             if resp.status_code == 404 and "index_not_found" in resp.text:
                 break
         self.notes.append(
-            f"{self.name}: no point in time available; paging with search_after and "
-            f"{self.cfg.tiebreaker} as tiebreaker"
+            f"{self.name}: no point in time available; paging on a timestamp cursor without "
+            "a snapshot (lines written meanwhile may appear)"
         )
 
     def close(self) -> None:
@@ -128,62 +129,68 @@ class ElasticsearchBackend:
         """One task per shard of the window; shards share the point in time."""
         return [functools.partial(self.search, s) for s in window.shards(self.cfg.shard_ns())]
 
+    def uses_search_after(self) -> bool:
+        """``search_after`` needs a total sort: ``_shard_doc`` exists only in an Elasticsearch
+        PIT; otherwise only a configured unique field will do."""
+        if self.cfg.tiebreaker != "auto":
+            return True
+        return self.pit_id is not None and self.pit_kind == "_pit"
+
     def sort(self) -> list[Any]:
-        ts = {self.cfg.timestamp_field: {"order": "asc"}}
-        if self.pit_id is not None and self.pit_kind == "_pit":
+        # numeric_type=date: sort values are epoch milliseconds for date and date_nanos alike.
+        ts = {self.cfg.timestamp_field: {"order": "asc", "numeric_type": "date"}}
+        if not self.uses_search_after():
+            return [ts]
+        if self.cfg.tiebreaker == "auto":
             return [ts, {"_shard_doc": "asc"}]
         return [ts, {self.cfg.tiebreaker: "asc"}]
 
-    def query(self, window: Window) -> dict[str, Any]:
-        return {
-            "bool": {
-                "filter": [
-                    {"term": {self.cfg.trace_field: self.trace_id}},
-                    {
-                        "range": {
-                            self.cfg.timestamp_field: {
-                                # Milliseconds: every date field parses them; shards meet exactly.
-                                "gte": format_ns(window.start_ns - window.start_ns % 1_000_000, 3),
-                                "lt": format_ns(window.end_ns - window.end_ns % 1_000_000, 3),
-                            }
+    def query(
+        self, window: Window, since_ms: int | None = None, exclude: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        start: Any = format_ns(window.start_ns - window.start_ns % 1_000_000, 3)
+        if since_ms is not None:
+            start = since_ms
+        bool_q: dict[str, Any] = {
+            "filter": [
+                {"term": {self.cfg.trace_field: self.trace_id}},
+                {
+                    "range": {
+                        self.cfg.timestamp_field: {
+                            # Milliseconds: every date field parses them; shards meet exactly.
+                            "gte": start,
+                            "lt": format_ns(window.end_ns - window.end_ns % 1_000_000, 3),
+                            "format": "strict_date_optional_time||epoch_millis",
                         }
-                    },
-                ]
-            }
+                    }
+                },
+            ]
         }
+        ids = sorted(exclude)
+        if ids:
+            bool_q["must_not"] = [{"ids": {"values": ids}}]
+        return {"bool": bool_q}
 
     def search(self, window: Window) -> list[Entry]:
-        """Every hit in ``window``, paging until a short page."""
+        """Every hit in ``window``.
+
+        With a total sort, pages follow each other with ``search_after``. Without one, a cursor
+        on the timestamp does the same job: the next page asks for ``timestamp >= last`` minus
+        the documents already returned at ``last`` (by ``_id``), so ties at a page border are
+        neither lost nor repeated, and a page made only of ties still moves forward.
+        """
         body: dict[str, Any] = {
             "size": self.cfg.page_size,
             "query": self.query(window),
             "sort": self.sort(),
             "track_total_hits": False,
         }
+        after = self.uses_search_after()
+        cursor: int | None = None
+        seen_at_cursor: set[str] = set()
         out: list[Entry] = []
         while True:
-            if self.pit_id is not None:
-                with self._pit_lock:
-                    body["pit"] = {"id": self.pit_id, "keep_alive": self.cfg.keep_alive}
-                path = "/_search"
-            else:
-                path = f"{self._index_path()}/_search"
-            resp = request(self.client, self.name, "POST", path, content=orjson.dumps(body))
-            if resp.status_code == 404 and self.pit_id is None and "index_not_found" in resp.text:
-                return out
-            if resp.status_code != 200:
-                raise BackendError(self.name, http_reason(resp))
-            try:
-                data = resp.json()
-                hits = data["hits"]["hits"]
-            except (ValueError, KeyError, TypeError):
-                raise BackendError(self.name, "unexpected _search response") from None
-            self.stats.add(len(hits))
-            new_pit = data.get("pit_id")
-            if isinstance(new_pit, str) and new_pit and self.pit_id is not None:
-                # Always use the most recent PIT id (Elasticsearch may return a new one).
-                with self._pit_lock:
-                    self.pit_id = new_pit
+            hits = self._page(body)
             for hit in hits:
                 e = self._entry(hit)
                 if e is not None:
@@ -193,7 +200,39 @@ class ElasticsearchBackend:
             sort_values = hits[-1].get("sort")
             if not sort_values:
                 raise BackendError(self.name, "hits carry no sort values; cannot page")
-            body["search_after"] = sort_values
+            if after:
+                body["search_after"] = sort_values
+                continue
+            last = int(sort_values[0])
+            at_last = {str(h.get("_id")) for h in hits if h.get("sort", [None])[0] == last}
+            seen_at_cursor = seen_at_cursor | at_last if last == cursor else at_last
+            cursor = last
+            body["query"] = self.query(window, cursor, seen_at_cursor)
+
+    def _page(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.pit_id is not None:
+            with self._pit_lock:
+                body["pit"] = {"id": self.pit_id, "keep_alive": self.cfg.keep_alive}
+            path = "/_search"
+        else:
+            path = f"{self._index_path()}/_search"
+        resp = request(self.client, self.name, "POST", path, content=orjson.dumps(body))
+        if resp.status_code == 404 and self.pit_id is None and "index_not_found" in resp.text:
+            return []
+        if resp.status_code != 200:
+            raise BackendError(self.name, http_reason(resp))
+        try:
+            data = resp.json()
+            hits: list[dict[str, Any]] = data["hits"]["hits"]
+        except (ValueError, KeyError, TypeError):
+            raise BackendError(self.name, "unexpected _search response") from None
+        self.stats.add(len(hits))
+        new_pit = data.get("pit_id")
+        if isinstance(new_pit, str) and new_pit and self.pit_id is not None:
+            # Always use the most recent PIT id (Elasticsearch may return a new one).
+            with self._pit_lock:
+                self.pit_id = new_pit
+        return hits
 
     def _entry(self, hit: dict[str, Any]) -> Entry | None:
         src = hit.get("_source")

@@ -1,0 +1,4 @@
+"""Fixtures for the trace lookup tests: the in-process Loki and Elasticsearch receivers."""
+
+from tests.receivers.elasticsearch import es_receiver, os_receiver  # noqa: F401
+from tests.receivers.fixtures import loki, loki_factory  # noqa: F401
