@@ -1,0 +1,225 @@
+"""Building ``_bulk`` bodies and reading their responses, without a client library.
+
+Per line the work is bytes concatenation: the shipped line is already a JSON object, so the
+document is the line with ``@timestamp`` (and this sidecar's static fields) spliced in after
+its opening brace. Only a line that already has one of the spliced keys is decoded and
+re-encoded, so the document never has a duplicate key (which Elasticsearch rejects).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+
+import msgspec
+import orjson
+
+from obskit.schema import timestamp_ns
+from obskit.schema.record import Record
+
+
+def doc_id(line_id: str) -> str:
+    """The ``_id`` of a line: the first 15 bytes of BLAKE2b over ``<file_key>-<offset>``,
+    URL-safe base64 (20 characters, like Elasticsearch's own auto ids). The same line gets
+    the same id after any retry or restart, so a ``create`` of a line Elasticsearch already
+    holds answers 409 instead of storing a duplicate. 120 bits make a collision between two
+    different lines negligible (about 1 in 10^20 for a billion lines)."""
+    digest = hashlib.blake2b(line_id.encode(), digest_size=15).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+_DATASET_BAD = re.compile(r"[^a-z0-9_.]")
+
+
+def dataset_name(service: str) -> str:
+    """``service`` as a data stream dataset: lower case, ``-`` and characters not allowed in
+    index names replaced with ``_`` (the data stream naming scheme reserves ``-`` as the
+    separator of ``<type>-<dataset>-<namespace>``; Elasticsearch's reroute processor does
+    the same)."""
+    return _DATASET_BAD.sub("_", service.lower()) or "unknown"
+
+
+class TargetResolver:
+    """Index or data stream name for a record, cached (names are few, lines are many).
+
+    ``template`` may use ``{service}``, ``{dataset}`` and ``{namespace}``; in index mode
+    also ``strftime`` codes (``%Y.%m.%d``) expanded from the record's timestamp in UTC.
+    """
+
+    def __init__(self, template: str, namespace: str) -> None:
+        self.template = template
+        self.namespace = namespace
+        self.dated = "%" in template
+        self._cache: dict[tuple[str, int], str] = {}
+
+    def __call__(self, record: Record) -> str:
+        hour = timestamp_ns(record.timestamp) // 3_600_000_000_000 if self.dated else 0
+        key = (record.service, hour)
+        name = self._cache.get(key)
+        if name is None:
+            ds = dataset_name(record.service)
+            name = self.template.format(service=ds, dataset=ds, namespace=self.namespace)
+            if self.dated:
+                name = time.strftime(name, time.gmtime(hour * 3600))
+            name = name.lower()
+            if len(self._cache) > 4096:
+                self._cache.clear()
+            self._cache[key] = name
+        return name
+
+
+def _json_str(value: str) -> bytes:
+    return orjson.dumps(value)
+
+
+class DocumentBuilder:
+    """Turns one shipped line into ``action\\nsource\\n`` bytes."""
+
+    def __init__(
+        self,
+        target: TargetResolver,
+        op_type: str,
+        static: dict[str, str],
+        data_stream: bool,
+        namespace: str,
+    ) -> None:
+        self.target = target
+        self.op_type = op_type
+        self.static = dict(static)
+        self.data_stream = data_stream
+        self.namespace = namespace
+        self._prefix: dict[str, bytes] = {}
+        self._extra: dict[str, bytes] = {}
+        self._static_frag = b"".join(
+            _json_str(k) + b":" + _json_str(v) + b"," for k, v in self.static.items()
+        )
+        self._keys = [b'"@timestamp"', *(_json_str(k) for k in self.static)]
+        if data_stream:
+            self._keys.append(b'"data_stream"')
+
+    def _action_prefix(self, index: str) -> bytes:
+        p = self._prefix.get(index)
+        if p is None:
+            p = b'{"' + self.op_type.encode() + b'":{"_index":' + _json_str(index) + b',"_id":"'
+            self._prefix[index] = p
+            if self.data_stream and index.count("-") >= 2:
+                # The data stream fields of the naming scheme <type>-<dataset>-<namespace>;
+                # Kibana filters on them and the built-in logs template maps them as
+                # constant_keyword (so they must match the stream's name exactly).
+                dtype, rest = index.split("-", 1)
+                dataset, namespace = rest.rsplit("-", 1)
+                fields = {"type": dtype, "dataset": dataset, "namespace": namespace}
+                self._extra[index] = b'"data_stream":' + orjson.dumps(fields) + b","
+            else:
+                self._extra[index] = b""
+        return p
+
+    def item(self, line: bytes, record: Record, line_id: str) -> bytes:
+        """The bulk item (action line + document line, each ending in a newline)."""
+        index = self.target(record)
+        prefix = self._action_prefix(index)
+        action = prefix + doc_id(line_id).encode() + b'"}}\n'
+        body = line.strip()
+        if any(k in body for k in self._keys):
+            return action + self._merged(body, record, index) + b"\n"
+        head = (
+            b'{"@timestamp":'
+            + _json_str(record.timestamp)
+            + b","
+            + self._extra[index]
+            + self._static_frag
+        )
+        rest = body[1:].lstrip()
+        if rest.startswith(b"}"):
+            head = head[:-1]  # an empty object: no trailing comma
+        return action + head + rest + b"\n"
+
+    def _merged(self, body: bytes, record: Record, index: str) -> bytes:
+        """Slow path for a line that already has a spliced key: decode, merge, encode."""
+        doc = orjson.loads(body)
+        out: dict[str, object] = {"@timestamp": record.timestamp}
+        if self.data_stream:
+            extra = self._extra[index]
+            if extra:
+                out["data_stream"] = orjson.loads(extra[len(b'"data_stream":') : -1])
+        out.update(self.static)
+        # The record's own fields win over enrichment (but @timestamp is always the record's
+        # schema timestamp, so time filters and sorting agree with ``timestamp``).
+        for k, v in doc.items():
+            if k != "@timestamp":
+                out[k] = v
+        if "@timestamp" in doc:
+            out["log.original_timestamp"] = doc["@timestamp"]
+        return orjson.dumps(out)
+
+
+# ------------------------------------------------------------------------------ responses
+
+
+class _Error(msgspec.Struct):
+    type: str = ""
+    reason: str | None = None
+    caused_by: dict[str, object] | None = None
+
+
+class _Item(msgspec.Struct):
+    status: int
+    error: _Error | None = None
+
+
+class _Errors(msgspec.Struct):
+    errors: bool = True
+
+
+class _Full(msgspec.Struct):
+    items: list[dict[str, _Item]]
+    errors: bool = True
+
+
+_errors_decoder = msgspec.json.Decoder(_Errors)
+_full_decoder = msgspec.json.Decoder(_Full)
+
+
+class BulkResponseError(ValueError):
+    """The body of a 200 answer is not a bulk response we can trust."""
+
+
+def item_statuses(body: bytes, expected: int) -> list[tuple[int, str]] | None:
+    """``None`` when every item succeeded (``errors: false``), else ``(status, reason)`` per
+    item in request order (reason empty for successes)."""
+    try:
+        if not _errors_decoder.decode(body).errors:
+            return None
+        full = _full_decoder.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BulkResponseError(f"unreadable bulk response: {exc}") from None
+    if len(full.items) != expected:
+        raise BulkResponseError(
+            f"bulk response has {len(full.items)} items for {expected} documents"
+        )
+    out: list[tuple[int, str]] = []
+    for entry in full.items:
+        item = next(iter(entry.values()))
+        reason = ""
+        if item.error is not None:
+            reason = f"{item.error.type}: {item.error.reason or ''}".rstrip(": ")
+            cause = item.error.caused_by
+            if cause and isinstance(cause.get("reason"), str):
+                reason += f" (caused by {cause.get('type')}: {cause['reason']})"
+        out.append((item.status, reason))
+    return out
+
+
+def request_error(body: bytes) -> str:
+    """``type: reason`` from an Elasticsearch error body, or a short prefix of the text."""
+    try:
+        err = orjson.loads(body).get("error")
+        if isinstance(err, dict):
+            return f"{err.get('type')}: {err.get('reason')}"
+        if isinstance(err, str):
+            return err
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    return body[:200].decode("utf-8", "replace")
