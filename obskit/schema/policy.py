@@ -6,7 +6,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from obskit.schema.rules import DEFAULT_MAX_LINE_BYTES, LEVELS, SERVICE_RE
 
@@ -14,6 +14,9 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+
+T = TypeVar("T")
 
 
 class PolicyError(ValueError):
@@ -91,27 +94,52 @@ _KEYS = {
 
 
 def policy_from_mapping(data: dict[str, Any], source: str = "<policy>") -> Policy:
-    """Build a :class:`Policy` from the ``[tool.obskit]`` / ``obskit.toml`` table."""
+    """Build a :class:`Policy` from the ``[tool.obskit]`` / ``obskit.toml`` table.
+
+    Types are checked strictly: a TOML string where a list is expected would otherwise be
+    split into characters, and ``"no"`` would be a true boolean.
+    """
     unknown = set(data) - _KEYS - {"validate"}
     if unknown:
         raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
-    tc = data.get("trace_coverage", {}) or {}
+    tc = data.get("trace_coverage", {})
     if not isinstance(tc, dict):
         raise PolicyError(f"{source}: trace_coverage must be a table")
+    unknown = set(tc) - {"min_fraction", "min_level"}
+    if unknown:
+        raise PolicyError(f"{source}: unknown key(s) trace_coverage.{', '.join(sorted(unknown))}")
     try:
         return Policy(
-            max_line_bytes=int(data.get("max_line_bytes", DEFAULT_MAX_LINE_BYTES)),
-            allow_blank=bool(data.get("allow_blank", False)),
-            required_fields=tuple(str(x) for x in data.get("required_fields", ())),
-            allowed_services=tuple(str(x) for x in data.get("allowed_services", ())),
-            trace_min_fraction=float(tc.get("min_fraction", 0.0)),
-            trace_min_level=str(tc.get("min_level", "INFO")),
-            warn_duplicate_keys=bool(data.get("warn_duplicate_keys", False)),
+            max_line_bytes=_typed(data, "max_line_bytes", int, DEFAULT_MAX_LINE_BYTES),
+            allow_blank=_typed(data, "allow_blank", bool, False),
+            required_fields=_strings(data, "required_fields"),
+            allowed_services=_strings(data, "allowed_services"),
+            trace_min_fraction=float(_typed(tc, "min_fraction", float, 0.0, "trace_coverage.")),
+            trace_min_level=_typed(tc, "min_level", str, "INFO", "trace_coverage."),
+            warn_duplicate_keys=_typed(data, "warn_duplicate_keys", bool, False),
         )
     except PolicyError as exc:
         raise PolicyError(f"{source}: {exc}") from None
-    except (TypeError, ValueError) as exc:
-        raise PolicyError(f"{source}: {exc}") from None
+
+
+_TYPE_NAMES = {int: "an integer", bool: "true or false", float: "a number", str: "a string"}
+
+
+def _typed(data: dict[str, Any], key: str, typ: type[T], default: T, prefix: str = "") -> T:
+    value = data.get(key, default)
+    ok = isinstance(value, typ) and not (typ is not bool and isinstance(value, bool))
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if not ok:
+        raise PolicyError(f"{prefix}{key} must be {_TYPE_NAMES[typ]}, got {value!r}")
+    return value  # type: ignore[no-any-return]
+
+
+def _strings(data: dict[str, Any], key: str) -> tuple[str, ...]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise PolicyError(f"{key} must be a list of strings, got {value!r}")
+    return tuple(value)
 
 
 def load_policy(path: Path | None = None, start: Path | None = None) -> Policy:
