@@ -93,6 +93,7 @@ def configure(
         _configure_structlog(settings)
         _configure_stdlib(settings)
         _install_hooks()
+        _install_excepthooks(settings.capture_exceptions)
         _current = settings
     return settings
 
@@ -131,6 +132,44 @@ def _install_hooks() -> None:
     atexit.register(shutdown)
     if hasattr(os, "register_at_fork"):
         os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+_prev_excepthook: Any = None
+_prev_thread_excepthook: Any = None
+
+
+def _install_excepthooks(enabled: bool) -> None:
+    """Log uncaught exceptions (main thread and other threads) as ERROR records, then call
+    the previous hook so the usual traceback on stderr and exit status are unchanged."""
+    global _prev_excepthook, _prev_thread_excepthook
+    if enabled and _prev_excepthook is None:
+        _prev_excepthook = sys.excepthook
+        _prev_thread_excepthook = threading.excepthook
+        sys.excepthook = _excepthook
+        threading.excepthook = _thread_excepthook
+    elif not enabled and _prev_excepthook is not None:
+        sys.excepthook = _prev_excepthook
+        threading.excepthook = _prev_thread_excepthook
+        _prev_excepthook = _prev_thread_excepthook = None
+
+
+def _excepthook(etype: Any, value: Any, tb: Any) -> None:
+    if not issubclass(etype, KeyboardInterrupt):
+        logging.getLogger("obskit.uncaught").error(
+            "uncaught exception", exc_info=(etype, value, tb)
+        )
+        flush(2.0)
+    (_prev_excepthook or sys.__excepthook__)(etype, value, tb)
+
+
+def _thread_excepthook(args: Any) -> None:
+    if args.exc_type is not SystemExit:
+        logging.getLogger("obskit.uncaught").error(
+            "uncaught exception in thread",
+            exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+            extra={"thread_name": getattr(args.thread, "name", None)},
+        )
+    (_prev_thread_excepthook or threading.__excepthook__)(args)
 
 
 def _after_fork_in_child() -> None:

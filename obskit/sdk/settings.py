@@ -58,6 +58,7 @@ class Settings:
     max_line_bytes: int = 256 * 1024
     keep_handlers: bool = False
     capture_warnings: bool = True
+    capture_exceptions: bool = True
 
 
 _ENV: dict[str, str] = {
@@ -76,6 +77,7 @@ _ENV: dict[str, str] = {
     "max_line_bytes": "OBSKIT_MAX_LINE_BYTES",
     "keep_handlers": "OBSKIT_KEEP_HANDLERS",
     "capture_warnings": "OBSKIT_CAPTURE_WARNINGS",
+    "capture_exceptions": "OBSKIT_CAPTURE_EXCEPTIONS",
 }
 
 ENV_VARS: dict[str, str] = dict(_ENV)

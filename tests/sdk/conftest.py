@@ -46,4 +46,5 @@ def sdk(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[...
     root.handlers[:] = saved[0]
     root.setLevel(saved[1])
     logging.captureWarnings(False)
+    configure_mod._install_excepthooks(False)
     clear()

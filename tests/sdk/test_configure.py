@@ -179,3 +179,23 @@ def test_import_obskit_is_cheap() -> None:
         "assert 'structlog' in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_uncaught_exceptions_are_logged(tmp_path: Path) -> None:
+    code = (
+        "import threading, obskit, sys\n"
+        "obskit.configure(service='crashy', log_dir=sys.argv[1])\n"
+        "t = threading.Thread(target=lambda: 1 / 0, name='worker-1'); t.start(); t.join()\n"
+        "raise KeyError('gone')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSKIT_")}
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, timeout=60, env=env
+    )
+    assert res.returncode == 1 and b"KeyError" in res.stderr  # the usual behaviour stays
+    lines = b"".join(p.read_bytes() for p in tmp_path.glob("*.log")).splitlines()
+    assert_valid(lines)
+    thread_rec, main_rec = map(orjson.loads, lines)
+    assert thread_rec["error.type"] == "ZeroDivisionError"
+    assert thread_rec["thread_name"] == "worker-1"
+    assert main_rec["error.type"] == "KeyError" and main_rec["message"] == "uncaught exception"

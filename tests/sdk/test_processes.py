@@ -13,6 +13,7 @@ import pytest
 from sdk_helpers import assert_valid, read_records
 
 import obskit
+from obskit.schema import StreamSummary, validate_stream
 from obskit.sdk.segments import list_segments
 
 WORKER = r"""
@@ -49,6 +50,11 @@ def test_concurrent_processes_write_whole_lines(tmp_path: Path) -> None:
         assert data.endswith(b"\n")
         lines.extend(data.splitlines())
     assert_valid(lines)
+    for seg in segments:  # the streaming validator agrees, file by file
+        summary = StreamSummary()
+        with seg.path.open("rb") as fh:
+            assert list(validate_stream(fh, summary=summary)) == []
+        assert summary.invalid == 0 and summary.valid == summary.lines > 0
     per_pid: dict[int, list[int]] = {}
     for seg in segments:
         for line in seg.path.read_bytes().splitlines():
