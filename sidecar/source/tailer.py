@@ -88,7 +88,6 @@ class Tailer:
         self._stopped = False
         self._wake = threading.Event()
         self._fs = FsWakeup(settings.path, settings.recursive, self._wake)
-        self._rr = 0
 
     # -- public API ------------------------------------------------------------------------
     def poll(self, max_bytes: int = 4 << 20) -> list[Chunk]:
@@ -280,6 +279,8 @@ class Tailer:
                 mtime_ns=fid.mtime_ns,
                 now=now,
             )
+            if allow_partial and pend is not None:  # its timeout already ran while pending
+                w.partial_size, w.partial_since = pend
             self._files[key] = w
             keep = True
         except OSError as exc:
@@ -323,27 +324,30 @@ class Tailer:
         return 0
 
     def _read_all(self, out: list[Chunk], max_bytes: int, now: float) -> None:
-        # Rotated-away files first (their handles should go soon), then round robin so one
-        # big backlog does not starve the other files.
+        # Rotated-away files first (their handles should go soon), then oldest first (the
+        # usual order of rotated generations); each file gets a fair share of the budget in a
+        # first pass so one big backlog does not starve the others, the rest in a second.
         ws = [w for w in self._files.values() if w.f is not None]
         if not ws:
             return
-        self._rr = (self._rr + 1) % len(ws)
-        ws = ws[self._rr :] + ws[: self._rr]
-        ws.sort(key=lambda w: w.gone_since is None)
+        ws.sort(key=lambda w: (w.gone_since is None, w.mtime_ns))
         budget = max_bytes
-        for w in ws:
-            if budget <= 0:
-                break
-            start = max(w.offset, self._lineage.get(w.fp, 0))
-            if start > w.offset and w.skip is None:
-                w.offset = start
-            try:
-                budget -= w.read(out, budget, now, self.settings)
-            except OSError as exc:
-                self._warn(f"cannot read {w.path}: {exc}")
-                continue
-            self._note_lineage(w.fp, w.offset)
+        share = max(max_bytes // len(ws), self.settings.max_line_bytes + 1)
+        for cap in (share, max_bytes):
+            for w in ws:
+                if budget <= 0:
+                    return
+                if w.drained:
+                    continue
+                start = self._lineage.get(w.fp, 0)
+                if start > w.offset and w.skip is None:
+                    w.offset = start
+                try:
+                    budget -= w.read(out, min(cap, budget), now, self.settings)
+                except OSError as exc:
+                    self._warn(f"cannot read {w.path}: {exc}")
+                    continue
+                self._note_lineage(w.fp, w.offset)
 
     def _note_lineage(self, fp: str, offset: int) -> None:
         lin = self._lineage

@@ -99,6 +99,8 @@ class WatchedFile:
         while total < budget:
             avail = self.size - self.offset
             if avail <= 0:
+                if self.skip is not None:  # at the end inside an over-long line
+                    self._maybe_flush_skip(out, now, settings, force_partial)
                 break
             want = min(settings.read_chunk_bytes, avail, max(budget - total, max_line + 1))
             if nlw == 2 and want > 1:
