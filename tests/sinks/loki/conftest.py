@@ -1,0 +1,1 @@
+from tests.receivers.fixtures import loki, loki_factory  # noqa: F401
