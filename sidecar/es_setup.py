@@ -78,15 +78,21 @@ def build_bodies(
 ) -> tuple[Json, Json, Json]:
     """The component, custom and index template bodies for this cluster."""
     component = load_template("component")
+    props = component["template"]["mappings"]["properties"]
     if not supports_match_only_text(flavor, version):
-        component["template"]["mappings"]["properties"]["message"] = {"type": "text"}
+        props["message"] = {"type": "text"}
+    if flavor == "opensearch":
+        # OpenSearch's constant_keyword (2.14+) requires a fixed value in the mapping;
+        # one template serves many data streams, so plain keyword there.
+        for sub in props["data_stream"]["properties"].values():
+            sub["type"] = "keyword"
     custom = load_template("custom")
     index = load_template("index_template")
     index["index_patterns"] = [p.strip() for p in pattern.split(",") if p.strip()]
     index["priority"] = priority
     if not data_stream:
         del index["data_stream"]
-        component["template"]["mappings"]["properties"].pop("data_stream")
+        props.pop("data_stream")
     return component, custom, index
 
 

@@ -511,9 +511,28 @@ class Cluster:
 
     # ---------------------------------------------------------------- templates
 
+    def _check_mappings(self, mappings: Json) -> None:
+        """OpenSearch's constant_keyword requires ``value`` (Elasticsearch's does not)."""
+        if self.flavor != "opensearch":
+            return
+
+        def walk(props: Json) -> None:
+            for name, spec in props.items():
+                if spec.get("type") == "constant_keyword" and "value" not in spec:
+                    raise EsError(
+                        400,
+                        "mapper_parsing_exception",
+                        "Failed to parse mapping [_doc]: Field [" + name + "] is missing "
+                        "required parameter [value]",
+                    )
+                walk(spec.get("properties", {}))
+
+        walk(mappings.get("properties", {}))
+
     def put_component_template(self, name: str, body: Json) -> None:
         if "template" not in body:
             raise EsError(400, "x_content_parse_exception", "[1:2] Required [template]")
+        self._check_mappings(body["template"].get("mappings", {}))
         with self.lock:
             self.component_templates[name] = body
 
@@ -527,6 +546,7 @@ class Cluster:
                 "action_request_validation_exception",
                 "Validation Failed: 1: index patterns are missing;",
             )
+        self._check_mappings(body.get("template", {}).get("mappings", {}))
         with self.lock:
             ignore = set(body.get("ignore_missing_component_templates", []))
             missing = [

@@ -332,6 +332,9 @@ def test_search_shapes_and_limits(es: EsReceiver, client: httpx.Client) -> None:
 
 def test_opensearch_flavour() -> None:
     with EsReceiver("opensearch") as os_, httpx.Client(base_url=os_.url, timeout=5) as c:
+        ck = {"template": {"mappings": {"properties": {"k": {"type": "constant_keyword"}}}}}
+        r = c.put("/_component_template/ck", json=ck)
+        assert r.status_code == 400 and "missing required parameter [value]" in r.text
         # No built-in logs template: a create makes a plain index.
         body = bulk(({"create": {"_index": "logs-a-default", "_id": "1"}}, doc(1, user="x")))
         assert (
