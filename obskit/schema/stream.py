@@ -222,7 +222,12 @@ def _service_of(raw: bytes) -> str:
     import re
 
     m = re.search(rb'"service"\s*:\s*"([^"\\]{1,63})"', raw)
-    return m.group(1).decode("utf-8", "replace") if m else "?"
+    if m is None:
+        return "?"
+    # Taken from an invalid line: may hold raw control or bidi characters, and the summary
+    # prints it on a terminal. Escape them like offending values.
+    name = m.group(1).decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in name)
 
 
 def _count_trace(records: list[Record | None], floor: int, summary: StreamSummary) -> None:
