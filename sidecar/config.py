@@ -146,10 +146,11 @@ class LoadedConfig:
 
     def redacted(self) -> dict[str, Any]:
         """The effective configuration with anything secret-looking masked."""
-        out: dict[str, Any] = dict(msgspec.to_builtins(self.config))
-        out["source"] = msgspec.to_builtins(self.source)
+        out: dict[str, Any] = dict(msgspec.to_builtins(self.config, enc_hook=_plain))
+        out["source"] = msgspec.to_builtins(self.source, enc_hook=_plain)
         out["sinks"] = [
-            {"name": s.name, "type": s.type, **msgspec.to_builtins(s.config)} for s in self.sinks
+            {"name": s.name, "type": s.type, **msgspec.to_builtins(s.config, enc_hook=_plain)}
+            for s in self.sinks
         ]
         out["quarantine"]["dir"] = str(self.quarantine_dir)
         out["enrich"] = {"static": dict(self.static)}
@@ -247,6 +248,10 @@ def _msgspec_error(exc: msgspec.ValidationError, prefix: str = "") -> str:
         loc = m.group(1).lstrip(".")
         text = text[: m.start()]
     key = prefix + (("." if prefix and loc and not loc.startswith("[") else "") + loc)
+    unknown = re.fullmatch(r"Object contains unknown field `([^`]*)`", text)
+    if unknown:
+        key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
+        text = "unknown setting"
     return f"{key or '<root>'}: {text}"
 
 
@@ -287,11 +292,26 @@ def build_config(
     env = os.environ if env is None else env
     warnings = [] if warnings is None else warnings
     errors: list[str] = []
-    try:
-        cfg = msgspec.convert(tree, SidecarConfig, dec_hook=dec_hook)
-    except msgspec.ValidationError as exc:
-        raise ConfigError(origin, [_msgspec_error(exc)]) from None
+    known = SidecarConfig.__struct_fields__
+    for key in tree:
+        if key not in known:
+            errors.append(f"{key}: unknown setting (known: {', '.join(known)})")
+    good: dict[str, Any] = {}
+    for key in known:
+        if key not in tree:
+            continue
+        # Section by section, so one mistake does not hide the others.
+        try:
+            msgspec.convert({key: tree[key]}, SidecarConfig, dec_hook=dec_hook)
+            good[key] = tree[key]
+        except msgspec.ValidationError as exc:
+            errors.append(_msgspec_error(exc))
+    cfg = msgspec.convert(good, SidecarConfig, dec_hook=dec_hook)
+    if "sinks" not in good and isinstance(tree.get("sinks"), list):
+        cfg.sinks = [s if isinstance(s, dict) else {} for s in tree["sinks"]]
 
+    # Rule ids are case-insensitive (environment override keys arrive lower-cased).
+    cfg.schema.rules = {k.upper(): v for k, v in cfg.schema.rules.items()}
     for rule, action in cfg.schema.rules.items():
         if not re.fullmatch(r"OBS\d{3}", rule):
             errors.append(f"schema.rules.{rule}: not a rule id (like OBS003)")
@@ -453,6 +473,14 @@ def parse_listen(value: str) -> tuple[str, int]:
     if port > 65535:
         raise ValueError(f"port {port} is out of range")
     return host, port
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return float(obj)
+    if isinstance(obj, int):
+        return int(obj)
+    raise NotImplementedError(type(obj).__name__)
 
 
 _SECRET_KEY = re.compile(r"(pass|secret|token|api_?key|authorization|credential)", re.I)

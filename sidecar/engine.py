@@ -82,6 +82,7 @@ class Engine:
         self._last_save = time.monotonic()
         self._last_lag = 0.0
         self._dirty = False
+        self._last_data = time.monotonic()
 
     # control -----------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -125,46 +126,58 @@ class Engine:
     def run(self, exit_on_idle: float | None = None) -> int:
         """Run until stopped; with ``exit_on_idle``, also stop once every file was read to its
         end, every batch acknowledged, and nothing new arrived for that many seconds."""
+        try:
+            self._loop(exit_on_idle, None)
+        finally:
+            self.shutdown()
+        return 0
+
+    def run_for(self, seconds: float) -> None:
+        """Run the loop for about ``seconds`` without shutting down (the demo uses it)."""
+        self._loop(None, time.monotonic() + seconds)
+
+    def _loop(self, exit_on_idle: float | None, until: float | None) -> None:
         if self.source is None:
             self.start()
         assert self.source is not None
         c = self.cfg.config
         max_inflight = int(c.memory.max_inflight_bytes)
         read_bytes = max(64 * 1024, min(max_inflight // 4, 8 << 20))
-        last_data = time.monotonic()
-        try:
-            while not self.stop_event.is_set():
-                self._apply_acks()
-                now = time.monotonic()
-                self._housekeeping(now)
-                budget = max_inflight - self.tracker.inflight_bytes - self.batcher.open.nbytes
-                if budget <= 0:
-                    # Backpressure: hand over what we have and wait for acknowledgements.
-                    self._dispatch_open()
-                    self.tracker.wait_below(max_inflight // 2 or 1, 0.2)
-                    continue
-                chunks = self.source.poll(min(budget, read_bytes))
-                for chunk in chunks:
-                    for full in self.batcher.add(self.stage.process(chunk)):
-                        self._dispatch(full)
-                if chunks:
-                    last_data = time.monotonic()
-                if self.batcher.age() >= c.batch.max_wait:
-                    self._dispatch_open()
-                if chunks:
-                    continue
-                if exit_on_idle is not None and self._idle(last_data, exit_on_idle):
-                    self.log("INFO", "idle: every file read and acknowledged; exiting")
-                    break
-                wait = 1.0  # the source's wait() also returns at its poll interval or an event
-                if not self.batcher.open.empty:
-                    wait = max(0.0, c.batch.max_wait - self.batcher.age())
-                if exit_on_idle is not None:
-                    wait = min(wait, max(0.05, exit_on_idle / 4))
-                self.source.wait(min(wait, 1.0))
-        finally:
-            self.shutdown()
-        return 0
+        last_data = self._last_data
+        while not self.stop_event.is_set():
+            if until is not None and time.monotonic() >= until:
+                break
+            self._apply_acks()
+            now = time.monotonic()
+            self._housekeeping(now)
+            budget = max_inflight - self.tracker.inflight_bytes - self.batcher.open.nbytes
+            if budget <= 0:
+                # Backpressure: hand over what we have and wait for acknowledgements.
+                self._dispatch_open()
+                self.tracker.wait_below(max_inflight // 2 or 1, 0.2)
+                continue
+            chunks = self.source.poll(min(budget, read_bytes))
+            for chunk in chunks:
+                for full in self.batcher.add(self.stage.process(chunk)):
+                    self._dispatch(full)
+            if chunks:
+                last_data = self._last_data = time.monotonic()
+            if self.batcher.age() >= c.batch.max_wait:
+                self._dispatch_open()
+            if chunks:
+                continue
+            if exit_on_idle is not None and self._idle(last_data, exit_on_idle):
+                self.log("INFO", "idle: every file read and acknowledged; exiting")
+                break
+            wait = 1.0  # the source's wait() also returns at its poll interval or an event
+            if not self.batcher.open.empty:
+                wait = max(0.0, c.batch.max_wait - self.batcher.age())
+            if exit_on_idle is not None:
+                wait = min(wait, max(0.05, exit_on_idle / 4))
+            if until is not None:
+                wait = min(wait, max(0.0, until - time.monotonic()))
+            self.source.wait(min(wait, 1.0))
+        self._last_data = last_data
 
     def _idle(self, last_data: float, idle_for: float) -> bool:
         self._dispatch_open()

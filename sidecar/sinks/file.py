@@ -13,7 +13,7 @@ write was interrupted: it was not acknowledged, so it will be read again), and l
 from before the journalled offsets are skipped. So the archive holds every line once, even
 after ``kill -9``, provided the tailer keeps a file's identity across the restart.
 
-Segments: ``archive-<UTC time>.ndjson`` (the newest is being written), ``.ndjson.gz`` after
+Segments: ``archive-<UTC time>-<n>.ndjson`` (the newest is being written), ``.ndjson.gz`` after
 rotation when ``gzip: true``; ``max_segments`` bounds how many are kept (0: all).
 """
 
@@ -149,12 +149,16 @@ class FileSink(Sink):
     # segments ----------------------------------------------------------------------------------
     def _new_segment_path(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        n = 0
-        while True:
-            p = self.dir / f"archive-{stamp}{f'-{n:03d}' if n else ''}.ndjson"
-            if not p.exists() and not p.with_suffix(".ndjson.gz").exists():
-                return p
-            n += 1
+        # Always numbered past any segment of the same second (even deleted-and-gzipped ones),
+        # so names sort in write order.
+        used = [
+            int(p.name[len(stamp) + 9 : len(stamp) + 13])
+            for p in self.dir.glob(f"archive-{stamp}-[0-9][0-9][0-9][0-9].ndjson*")
+        ]
+        if self._seg is not None and self._seg.name.startswith(f"archive-{stamp}-"):
+            used.append(int(self._seg.name[len(stamp) + 9 : len(stamp) + 13]))
+        n = max(used, default=-1) + 1
+        return self.dir / f"archive-{stamp}-{n:04d}.ndjson"
 
     def _open(self, path: Path) -> None:
         self._fh = open(path, "ab")  # noqa: SIM115 - the segment stays open between batches
