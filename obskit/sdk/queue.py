@@ -85,7 +85,11 @@ class AsyncWriter:
         while not self._stop:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
-            self._drain()
+            try:
+                self._drain()
+            except Exception as exc:  # the writer thread must survive anything
+                self.write_errors += 1
+                _stderr(f"log writer error: {exc!r}")
         self._drain()
 
     def _drain(self) -> None:

@@ -79,20 +79,21 @@ def dumps(record: dict[str, Any]) -> bytes:
         return orjson.dumps(_sanitise(record), default=_default, option=_OPTS)
 
 
-_ts_second = -1
-_ts_prefix = ""
+# (second, formatted date-time prefix) in ONE object so concurrent threads never pair a new
+# second with an old prefix.
+_ts_cache: tuple[int, str] = (-1, "")
 
 
 def format_ns(ns: int) -> str:
     """``ns`` since the epoch as RFC 3339 UTC with microseconds and ``Z``."""
-    global _ts_second, _ts_prefix
+    global _ts_cache
     sec, rem = divmod(ns, 1_000_000_000)
-    if sec != _ts_second:
+    cached_sec, prefix = _ts_cache
+    if sec != cached_sec:
         # Formatting the date once per second keeps the per-call cost to one small f-string.
-        _ts_prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-        _ts_second = sec
-        return f"{_ts_prefix}.{rem // 1000:06d}Z"
-    return f"{_ts_prefix}.{rem // 1000:06d}Z"
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _ts_cache = (sec, prefix)
+    return f"{prefix}.{rem // 1000:06d}Z"
 
 
 def exc_fields(exc_info: Any) -> dict[str, str] | None:
