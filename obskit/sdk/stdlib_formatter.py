@@ -107,7 +107,9 @@ class ObskitHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> bool:
         # No handler lock: rendering is reentrant and the queue is thread-safe.
-        rv = self.filter(record)
+        rv: object = self.filter(record)
+        if isinstance(rv, logging.LogRecord):  # Python 3.12+: a filter may replace the record
+            record = rv
         if rv:
             self.emit(record)
         return bool(rv)

@@ -202,3 +202,38 @@ def test_bound_logger_fields_and_positional_args(sdk: Any, log_dir: Path) -> Non
     log.info("hello %s", "world", n=1)
     (rec,) = _records(log_dir)
     assert rec["message"] == "hello world" and rec["user"] == "u1" and rec["n"] == 1
+
+
+def test_asyncio_tasks_have_their_own_context(sdk: Any, log_dir: Path) -> None:
+    import asyncio
+
+    sdk()
+    log = obskit.get_logger("aio")
+
+    async def handle(request_id: str) -> None:
+        with obskit.bound(request_id=request_id):
+            await asyncio.sleep(0.01)  # the other task runs meanwhile
+            log.info("done")
+
+    async def main() -> None:
+        await asyncio.gather(handle("a"), handle("b"))
+
+    asyncio.run(main())
+    recs = _records(log_dir)
+    assert sorted(r["request_id"] for r in recs) == ["a", "b"]
+
+
+def test_stdout_and_file_together(sdk: Any, log_dir: Path, capfd: Any) -> None:
+    sdk(stdout=True)
+    obskit.get_logger().info("both")
+    (line,) = read_records(log_dir)
+    assert capfd.readouterr().out.encode().splitlines() == [line]
+
+
+def test_handler_filters_apply(sdk: Any, log_dir: Path) -> None:
+    sdk()
+    handler = next(h for h in logging.getLogger().handlers if isinstance(h, obskit.ObskitHandler))
+    handler.addFilter(lambda rec: rec.name != "noisy")
+    logging.getLogger("noisy").info("dropped")
+    logging.getLogger("quiet").info("kept")
+    assert [r["logger"] for r in _records(log_dir)] == ["quiet"]
