@@ -1,0 +1,220 @@
+"""The OS seam: Windows flag computation and logic with a fake kernel32/msvcrt (real files
+underneath), the POSIX branch, and the tailer driven through a fake OS layer."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pytest
+
+from sidecar.checkpoint import CheckpointStore
+from sidecar.source import osfile
+from sidecar.source.osfile import FileId, PosixFiles, WindowsFiles
+from sidecar.source.settings import SourceSettings
+from sidecar.source.tailer import Tailer
+from tests.sidecar.source.tailhelp import FakeClock, Reader
+
+
+def test_windows_open_flags_share_read_write_delete() -> None:
+    path, access, share, sa, disposition, flags, template = osfile.create_file_args(r"C:\x.log")
+    assert path == r"C:\x.log" and sa is None and template is None
+    assert access == 0x80000000  # GENERIC_READ only: never write access to the service's file
+    assert share == 0x1 | 0x2 | 0x4  # FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
+    assert disposition == 3  # OPEN_EXISTING: never create
+    assert flags & 0x08000000
+
+
+class FakeKernel32:
+    """CreateFileW backed by os.open; handles are fds. Records calls."""
+
+    def __init__(self, fail_code: int | None = None) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.closed: list[int] = []
+        self.fail_code = fail_code
+        self.last_error = 0
+
+    def CreateFileW(self, *args: Any) -> int:
+        self.calls.append(args)
+        if self.fail_code is not None:
+            self.last_error = self.fail_code
+            return -1
+        return os.open(args[0], os.O_RDONLY)
+
+    def GetLastError(self) -> int:
+        return self.last_error
+
+    def CloseHandle(self, h: int) -> None:
+        self.closed.append(h)
+        os.close(h)
+
+    def GetFileInformationByHandle(self, h: int, ref: Any) -> int:
+        st = os.fstat(h)
+        info = ctypes.cast(ref, ctypes.POINTER(osfile.ByHandleFileInformation)).contents
+        info.dwVolumeSerialNumber = st.st_dev & 0xFFFFFFFF
+        info.nFileIndexHigh = st.st_ino >> 32
+        info.nFileIndexLow = st.st_ino & 0xFFFFFFFF
+        info.nFileSizeHigh = st.st_size >> 32
+        info.nFileSizeLow = st.st_size & 0xFFFFFFFF
+        info.nNumberOfLinks = st.st_nlink
+        ft = st.st_mtime_ns // 100 + 116444736000000000
+        info.ftLastWriteTime.high = ft >> 32
+        info.ftLastWriteTime.low = ft & 0xFFFFFFFF
+        return 1
+
+
+class FakeMsvcrt:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def open_osfhandle(self, handle: int, flags: int) -> int:
+        if self.fail:
+            raise OSError(errno.EMFILE, "too many open files")
+        assert flags & os.O_RDONLY == os.O_RDONLY
+        return handle
+
+    def get_osfhandle(self, fd: int) -> int:
+        return fd
+
+
+def test_windows_branch_opens_reads_and_identifies(tmp_path: Path) -> None:
+    p = tmp_path / "a.log"
+    p.write_bytes(b"hello\n")
+    k32 = FakeKernel32()
+    wf = WindowsFiles(kernel32=k32, msvcrt=FakeMsvcrt())
+    f = wf.open_read(str(p))
+    assert f.read() == b"hello\n"
+    fid = wf.identify(f)
+    st = os.stat(p)
+    assert fid.ino == st.st_ino and fid.size == 6 and fid.nlink == 1
+    assert abs(fid.mtime_ns - st.st_mtime_ns) < 100
+    assert k32.calls[0][2] == osfile.share_mode()
+    f.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "exc"), [(2, FileNotFoundError), (32, PermissionError), (5, PermissionError)]
+)
+def test_windows_open_errors_map_to_python_exceptions(
+    tmp_path: Path, code: int, exc: type[OSError]
+) -> None:
+    wf = WindowsFiles(kernel32=FakeKernel32(fail_code=code), msvcrt=FakeMsvcrt())
+    with pytest.raises(exc, match=f"WinError {code}"):
+        wf.open_read(str(tmp_path / "x.log"))
+
+
+def test_windows_handle_closed_when_wrapping_fails(tmp_path: Path) -> None:
+    p = tmp_path / "a.log"
+    p.write_bytes(b"x\n")
+    k32 = FakeKernel32()
+    wf = WindowsFiles(kernel32=k32, msvcrt=FakeMsvcrt(fail=True))
+    with pytest.raises(OSError, match="too many"):
+        wf.open_read(str(p))
+    assert len(k32.closed) == 1  # no leaked handle keeping the file locked
+
+
+def test_real_windows_layer_refuses_cleanly_off_windows() -> None:
+    if os.name == "nt":  # pragma: no cover
+        pytest.skip("Windows")
+    with pytest.raises((OSError, ImportError)):
+        WindowsFiles()
+
+
+def test_tailer_through_windows_branch_with_fakes(
+    logdir: Path, store: CheckpointStore, settings: SourceSettings
+) -> None:
+    """The whole tailer on the Windows code path (fake kernel32 over real files)."""
+    (logdir / "a.log").write_bytes(b"one\ntwo\n")
+    wf = WindowsFiles(kernel32=FakeKernel32(), msvcrt=FakeMsvcrt())
+    t = Tailer(settings, store, files=wf)
+    r = Reader(t, store)
+    r.poll()
+    assert r.lines == [b"one", b"two"]
+    t.close()
+
+
+class CountingFiles(PosixFiles):
+    """POSIX layer that tracks which handles are open."""
+
+    def __init__(self) -> None:
+        self.open: dict[int, str] = {}
+
+    def open_read(self, path: str) -> BinaryIO:
+        f = super().open_read(path)
+        self.open[id(f)] = path
+        real_close = f.close
+
+        def close() -> None:
+            self.open.pop(id(f), None)
+            real_close()
+
+        f.close = close  # type: ignore[method-assign]
+        return f
+
+    def identify(self, f: BinaryIO) -> FileId:
+        return super().identify(f)
+
+
+def test_handles_released_after_rotate_wait_and_idle(logdir: Path, store: CheckpointStore) -> None:
+    clock = FakeClock()
+    st = SourceSettings(path=str(logdir), fs_events=False, rotate_wait=5, close_idle_after=30)
+    files = CountingFiles()
+    (logdir / "a.log").write_bytes(b"a1\n")
+    (logdir / "b.log").write_bytes(b"b1\n")
+    t = Tailer(st, store, clock=clock, files=files)
+    r = Reader(t, store)
+    r.poll()
+    assert sorted(Path(p).name for p in files.open.values()) == ["a.log", "b.log"]
+    # Deleted (with lines not read yet): still drained, then released after rotate_wait.
+    with (logdir / "a.log").open("ab") as f:
+        f.write(b"a2\n")
+    (logdir / "a.log").unlink()
+    r.poll()
+    assert b"a2" in r.lines
+    clock.advance(4)
+    r.poll()
+    assert any(Path(p).name == "a.log" for p in files.open.values())
+    clock.advance(1.5)
+    r.poll()
+    assert [Path(p).name for p in files.open.values()] == ["b.log"]
+    assert [Path(s.path).name for s in t.files()] == ["b.log"]
+    # Idle: released after close_idle_after, re-opened when it grows, nothing repeated.
+    clock.advance(30)
+    r.poll()
+    assert files.open == {}
+    (status,) = t.files()
+    assert not status.open and status.read_offset == 3
+    with (logdir / "b.log").open("ab") as f:
+        f.write(b"b2\n")
+    r.poll()
+    assert r.lines == [b"a1", b"b1", b"a2", b"b2"] or sorted(r.lines) == [
+        b"a1",
+        b"a2",
+        b"b1",
+        b"b2",
+    ]
+    assert len(r.lines) == 4
+    t.close()
+    assert files.open == {}
+
+
+def test_idle_closed_file_replaced_by_new_content_is_a_new_file(
+    logdir: Path, store: CheckpointStore
+) -> None:
+    clock = FakeClock()
+    st = SourceSettings(path=str(logdir), fs_events=False, close_idle_after=1)
+    log = logdir / "a.log"
+    log.write_bytes(b"first-gen line\n")
+    t = Tailer(st, store, clock=clock)
+    r = Reader(t, store)
+    r.poll()
+    clock.advance(2)
+    r.poll()
+    assert not t.files()[0].open
+    log.write_bytes(b"second generation, longer content\n")  # same inode, new content
+    r.poll()
+    assert r.lines == [b"first-gen line", b"second generation, longer content"]
+    t.close()
