@@ -296,7 +296,8 @@ _DECODERS: dict[tuple[str, ...], msgspec.json.Decoder[Record]] = {}
 def _decoder_for(policy: Policy) -> msgspec.json.Decoder[Record]:
     # Policy-required keys become required Raw fields of a Record subclass, so their presence
     # at top level is checked in C by the decoder itself.
-    key = policy.required_fields
+    # Schema fields are Record fields already (a second field of that name is an error).
+    key = tuple(k for k in policy.required_fields if k not in Record.__struct_fields__)
     if not key:
         # Plain Record, as check_line returns (a subclass would compare unequal).
         return _RECORD_DEC
@@ -466,6 +467,9 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
 
     tids = [r.trace_id for r in recs]  # type: ignore[union-attr]
     sids = [r.span_id for r in recs]  # type: ignore[union-attr]
+    for name, ids in (("trace_id", tids), ("span_id", sids)):
+        if name in policy.required_fields and UNSET in ids:
+            return ids.index(UNSET)  # required by policy but absent
     # Duplicate schema keys, by counting: every decoded key was spelled plainly (escaped keys
     # were ruled out above), so each present key occurs at least once in its line; equal totals
     # mean exactly once everywhere. A schema key's name inside a value only costs a detour.
