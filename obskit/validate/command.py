@@ -26,7 +26,12 @@ from obskit.validate.runner import run_validation
 )
 @click.option("--glob", "globs", multiple=True, help="File pattern inside folders (repeatable).")
 @click.option("--config", "config", type=click.Path(path_type=Path), help="obskit.toml policy.")
-@click.option("--max-errors", type=int, default=None, help="Stop listing after N violations.")
+@click.option(
+    "--max-errors",
+    type=click.IntRange(min=0),
+    default=None,
+    help="List at most N violations (counts stay complete).",
+)
 @click.option("--max-line-bytes", type=int, default=None, help="Override the line limit.")
 @click.option("--allow-blank", is_flag=True, help="Skip blank lines instead of reporting them.")
 @click.option("--accept-utf16", is_flag=True, help="Transcode UTF-16 files instead of failing.")

@@ -96,3 +96,8 @@ def test_utf16_file_error_then_accept(logs: Path) -> None:
         " 7), or pass --accept-utf16"
     )
     assert run_process("--accept-utf16", str(logs / "ps.log"), cwd=logs.parent).code == 0
+
+
+def test_exit_2_negative_max_errors(logs: Path) -> None:
+    r = run_process("--max-errors", "-1", "logs", cwd=logs.parent)
+    assert r.code == 2 and "--max-errors" in r.err
