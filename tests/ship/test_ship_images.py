@@ -16,6 +16,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = [REPO / "sidecar" / "Dockerfile", REPO / "sidecar" / "Dockerfile.windows"]
+# Every Dockerfile in the repository is linted (sidecar images and the examples').
+ALL_DOCKERFILES = sorted(
+    p
+    for p in REPO.rglob("Dockerfile*")
+    if p.is_file() and not {".venv", ".git", "site"} & set(p.relative_to(REPO).parts)
+)
 SCRIPT = REPO / "scripts" / "image-tags.py"
 LABELS = [
     "maintainer",
@@ -36,7 +42,14 @@ def _run_hadolint(hadolint: str, path: Path) -> subprocess.CompletedProcess[str]
     )
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_every_dockerfile_is_found() -> None:
+    assert set(DOCKERFILES) <= set(ALL_DOCKERFILES)
+    assert len(ALL_DOCKERFILES) >= 4
+
+
+@pytest.mark.parametrize(
+    "dockerfile", ALL_DOCKERFILES, ids=lambda p: p.relative_to(REPO).as_posix()
+)
 def test_dockerfile_passes_hadolint(hadolint: str, dockerfile: Path) -> None:
     proc = _run_hadolint(hadolint, dockerfile)
     assert proc.returncode == 0, (
