@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from obskit.schema.encoding import Encoding, sniff
 from sidecar.checkpoint import CheckpointStore
@@ -30,7 +31,17 @@ from sidecar.source.watcher import WatchedFile
 # events per second and one poll per event would only burn CPU.
 _MIN_EVENT_GAP = 0.02
 # How many fingerprints' read positions to remember for copy+truncate detection.
-_LINEAGE_MAX = 4096
+_LINEAGE_MAX = 1024
+
+
+@dataclass(slots=True)
+class _Lineage:
+    """How far content starting with a given first line has been read, and the file's first
+    bytes (up to ``fingerprint_bytes``) so a mere first-line collision is not taken for a copy.
+    Entries seeded from checkpoints at start-up have no sample."""
+
+    offset: int
+    sample: bytes
 
 
 @dataclass(slots=True, frozen=True)
@@ -75,11 +86,13 @@ class Tailer:
         self._pending: dict[tuple[int, int], tuple[int, float]] = {}
         # Read position per fingerprint, shared by files with the same first line: the
         # copy made by copy+truncate continues where the original was read.
-        self._lineage: OrderedDict[str, int] = OrderedDict()
+        self._lineage: OrderedDict[str, _Lineage] = OrderedDict()
         for key in checkpoints.file_keys():
             off = checkpoints.get(key) or 0
             fp = fingerprint_of_key(key)
-            self._lineage[fp] = max(off, self._lineage.get(fp, 0))
+            prev = self._lineage.get(fp)
+            if prev is None or prev.offset < off:
+                self._lineage[fp] = _Lineage(off, b"")
         self._warnings: list[str] = []
         self._warned: set[str] = set()
         self._first_poll = True
@@ -289,7 +302,7 @@ class Tailer:
             if not keep:
                 f.close()
 
-    def _start_offset(self, key: str, fp: str, size: int, f: object, path: str) -> int:
+    def _start_offset(self, key: str, fp: str, size: int, f: BinaryIO, path: str) -> int:
         saved = self.checkpoints.get(key)
         if saved is not None:
             if saved > size:
@@ -299,19 +312,16 @@ class Tailer:
                 )
                 return 0
             return saved
-        seen_fp = self._lineage.get(fp)
-        if seen_fp is not None:
-            return seen_fp  # a copy of a file already read (copy+truncate)
+        lin = self._lineage.get(fp)
+        if lin is not None and _starts_with(f, size, lin.sample):
+            return lin.offset  # a copy of a file already read (copy+truncate)
         if self._first_poll and self.settings.start_at == "end":
             return self._last_line_start(size, f)
         return 0
 
-    def _last_line_start(self, size: int, f: object) -> int:
+    def _last_line_start(self, size: int, fh: BinaryIO) -> int:
         # Start after the last complete line so a half-written line is not emitted as a
         # garbage fragment later.
-        from typing import BinaryIO, cast
-
-        fh = cast(BinaryIO, f)
         pos = size
         step = 1 << 16
         while pos > 0:
@@ -339,23 +349,40 @@ class Tailer:
                     return
                 if w.drained:
                     continue
-                start = self._lineage.get(w.fp, 0)
-                if start > w.offset and w.skip is None:
-                    w.offset = start
+                lin = self._lineage.get(w.fp)
+                if lin is not None and lin.offset > w.offset and w.skip is None:
+                    self._follow_lineage(w, lin)
                 try:
                     budget -= w.read(out, min(cap, budget), now, self.settings)
                 except OSError as exc:
                     self._warn(f"cannot read {w.path}: {exc}")
                     continue
-                self._note_lineage(w.fp, w.offset)
+                self._note_lineage(w)
 
-    def _note_lineage(self, fp: str, offset: int) -> None:
-        lin = self._lineage
-        if lin.get(fp, -1) < offset:
-            lin[fp] = offset
-        lin.move_to_end(fp)
-        while len(lin) > _LINEAGE_MAX:
-            lin.popitem(last=False)
+    def _follow_lineage(self, w: WatchedFile, lin: _Lineage) -> None:
+        # Another file with this first line was read further: this one is its copy (or the
+        # original of a copy already read). Skip what was read, unless only the first line
+        # is shared (checked once against the sample).
+        if w.lineage_checked == lin.offset or w.f is None:
+            return
+        w.lineage_checked = lin.offset
+        if _starts_with(w.f, w.size, lin.sample):
+            w.offset = lin.offset
+
+    def _note_lineage(self, w: WatchedFile) -> None:
+        want = min(w.offset, self.settings.fingerprint_bytes)
+        if len(w.sample) < want and w.f is not None:
+            w.sample = read_at(w.f, 0, want)
+        lin = self._lineage.get(w.fp)
+        if lin is None:
+            self._lineage[w.fp] = lin = _Lineage(w.offset, w.sample)
+        elif lin.offset < w.offset:
+            lin.offset = w.offset
+            if len(w.sample) > len(lin.sample):
+                lin.sample = w.sample
+        self._lineage.move_to_end(w.fp)
+        while len(self._lineage) > _LINEAGE_MAX:
+            self._lineage.popitem(last=False)
 
     def _release(self, out: list[Chunk], now: float) -> None:
         st = self.settings
@@ -377,3 +404,9 @@ class Tailer:
         if msg not in self._warned:
             self._warned.add(msg)
             self._warnings.append(msg)
+
+
+def _starts_with(f: BinaryIO, size: int, sample: bytes) -> bool:
+    """Does the file start with ``sample`` (as far as both go)?"""
+    n = min(size, len(sample))
+    return n == 0 or read_at(f, 0, n) == sample[:n]

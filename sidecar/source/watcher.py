@@ -61,6 +61,8 @@ class WatchedFile:
         self.partial_since = 0.0
         self.at_partial = False
         self.skip: _Skip | None = None
+        self.sample = b""  # first bytes (up to fingerprint_bytes) once read: lineage check
+        self.lineage_checked = -1
 
     @property
     def drained(self) -> bool:

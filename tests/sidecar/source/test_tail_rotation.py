@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -190,3 +191,38 @@ def test_file_created_and_deleted_between_polls_is_not_seen(
     tailer.poll()  # discovered (and read): the handle keeps it readable after unlink
     p.unlink()
     tailer.close()
+
+
+def test_same_first_line_in_two_files_is_not_taken_for_a_copy(
+    logdir: Path, store: CheckpointStore, settings: SourceSettings
+) -> None:
+    header = b"00000000 service started\n"
+    (logdir / "a.log").write_bytes(header + b"".join(b"%08d a\n" % i for i in range(1, 50)))
+    t = Tailer(settings, store)
+    r = Reader(t, store)
+    r.poll()
+    (logdir / "b.log").write_bytes(header + b"".join(b"%08d b\n" % i for i in range(1, 60)))
+    r.poll()
+    a_key, b_key = sorted((Path(f.path).name, f.file_key) for f in t.files())
+    assert a_key[1].split("-")[0] == b_key[1].split("-")[0]  # same fingerprint...
+    assert len(r.lines) == 50 + 60  # ...but b.log is read whole: not a copy of a.log
+    t.close()
+
+
+def test_copy_of_a_short_file_made_before_its_first_poll_is_read_once(
+    logdir: Path, store: CheckpointStore, settings: SourceSettings
+) -> None:
+    log = logdir / "app.log"
+    log.write_bytes(b"00000000 a\n")
+    t = Tailer(settings, store)
+    r = Reader(t, store)
+    r.poll()
+    with log.open("ab") as f:
+        f.write(b"00000001 a\n")
+    shutil.copyfile(log, logdir / "app.log.1")
+    os.truncate(log, 0)
+    r.poll()
+    log.write_bytes(b"00000002 b\n")
+    r.poll()
+    assert sorted(numbers(r.lines)) == [0, 1, 2]
+    t.close()
