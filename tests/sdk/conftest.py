@@ -15,7 +15,13 @@ from obskit.sdk import configure as configure_mod
 from obskit.sdk.context import clear
 from obskit.sdk.hub import HUB
 
-pytest_plugins = ["pytester"]
+
+def pytest_configure(config: pytest.Config) -> None:
+    # `pytest_plugins = ["pytester"]` is only allowed in the top-level conftest (pytest errors
+    # "Defining 'pytest_plugins' in a non-top-level conftest" when run from the repo root), so
+    # the pytester fixture's plugin is loaded here instead.
+    if not config.pluginmanager.has_plugin("pytester"):
+        config.pluginmanager.import_plugin("pytester")
 
 
 @pytest.fixture
