@@ -17,10 +17,10 @@ FORMATS = ("text", "json", "junit", "sarif", "github")
 
 
 def text_line(path: str, rep: LineReport, v: Violation) -> str:
-    """``path:line:column: OBS003 level: message`` (column omitted when unknown)."""
-    col = f"{v.column}:" if v.column else ""
+    """``path:line:column: OBS003 level: message``; column 1 when unknown, so that every
+    line has the same shape for problem matchers and editors."""
     sev = "" if v.severity == "error" else " (warning)"
-    return f"{path}:{rep.line}:{col} {v.format()}{sev}"
+    return f"{path}:{rep.line}:{v.column or 1}: {v.format()}{sev}"
 
 
 def _iter(res: RunResult) -> Iterator[tuple[str, LineReport, Violation]]:
