@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 GO_SERVICE = REPO / "examples" / "go-service"
@@ -195,3 +196,52 @@ def test_http_request_with_traceparent_is_logged_with_trace_id(
     assert "trace_id" not in plain and "span_id" not in plain
     report = _validate(log)
     assert report.returncode == 0, report.stdout + report.stderr
+
+
+@pytest.mark.slow
+def test_sidecar_ships_the_go_service_logs_end_to_end(go_service: Path, tmp_path: Path) -> None:
+    # The compose example's sidecar config, pointed at local folders and a file sink: the Go
+    # service's lines are forwarded, a default-slog line is quarantined with its rule.
+    logs = tmp_path / "logs"
+    subprocess.run(
+        [str(go_service), "-demo", "-log", str(logs / "go-service.log")], timeout=60, check=True
+    )
+    with (logs / "go-service.log").open("a", encoding="utf-8") as fh:
+        fh.write('{"time":"2026-11-25T10:00:00Z","level":"INFO","msg":"default slog"}\n')
+    config = yaml.safe_load(
+        (REPO / "examples" / "compose-linux" / "sidecar.yaml").read_text(encoding="utf-8")
+    )
+    config["source"]["path"] = str(logs)
+    config["source"]["poll_interval"] = "100ms"
+    config["checkpoint"]["dir"] = str(tmp_path / "state")
+    config["sinks"] = [{"name": "archive", "type": "file", "dir": str(tmp_path / "archive")}]
+    config["http"]["listen"] = "127.0.0.1:0"
+    cfg = tmp_path / "sidecar.yaml"
+    cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
+
+    sidecar = [sys.executable, "-c", "from sidecar.cli import main; main()"]
+    proc = subprocess.run(
+        [*sidecar, "run", "--config", str(cfg), "--exit-on-idle", "1"],
+        env=dict(os.environ, OBSKIT_ENV="test"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shipped = [
+        json.loads(line)
+        for f in sorted((tmp_path / "archive").glob("*.ndjson"))
+        for line in f.read_text(encoding="utf-8").splitlines()
+    ]
+    assert len(shipped) == 7
+    assert all(rec["service"] == "go-service" and rec["environment"] == "test" for rec in shipped)
+    assert sum(1 for rec in shipped if rec.get("trace_id")) == 3
+    quarantined = [
+        json.loads(line)
+        for line in (tmp_path / "state" / "quarantine" / "quarantine.ndjson")
+        .read_text(encoding="utf-8")
+        .splitlines()
+    ]
+    assert len(quarantined) == 1
+    assert "OBS009" in {r["rule"] for r in quarantined[0]["reasons"]}
