@@ -124,18 +124,17 @@ def test_write_failure_later_falls_back_to_stdout(tmp_path: Path, capfd: Any) ->
 
 def test_full_queue_drops_newest_and_counts(tmp_path: Path) -> None:
     gate = threading.Event()
+    busy = threading.Event()
 
     class Slow(SegmentWriter):
         def write(self, data: bytes) -> None:
+            busy.set()
             assert gate.wait(10)
             super().write(data)
 
     writer = AsyncWriter(Slow(tmp_path, "svc"), stdout=False, queue_size=10)
     writer.put(b"0")  # taken by the writer thread, which then blocks in write()
-    deadline = 50
-    while writer.stats()["queued"] and deadline:
-        threading.Event().wait(0.01)
-        deadline -= 1
+    assert busy.wait(10)
     for i in range(1, 30):
         writer.put(str(i).encode())
     assert writer.stats()["dropped"] == 19
