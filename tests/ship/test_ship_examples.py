@@ -4,10 +4,15 @@ configs accepted by the sidecar's own loader, alerts pointing at real runbook se
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
+import threading
+import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -426,3 +431,109 @@ def test_project_workflow_tests_linux_and_windows_and_lints() -> None:
         assert _id(dockerfile) in hadolint, f"CI does not lint {_id(dockerfile)}"
     docs = " ".join(s.get("run", "") for s in jobs["docs"]["steps"])
     assert "mkdocs build --strict" in docs
+
+
+# --- the Kibana one-shot, against a fake Kibana on loopback ---------------------------------
+
+
+class _FakeKibana(http.server.BaseHTTPRequestHandler):
+    """/api/status is 'degraded' for the first N calls, then 'available'; data views are
+    recorded. Class attributes are reset per test."""
+
+    degraded_calls = 0
+    status_calls = 0
+    posts: typing.ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+    reject = False
+
+    def do_GET(self) -> None:
+        if self.path != "/api/status":
+            self._reply(404, b"{}")
+            return
+        type(self).status_calls += 1
+        level = "degraded" if type(self).status_calls <= type(self).degraded_calls else "available"
+        self._reply(200, json.dumps({"status": {"overall": {"level": level}}}).encode())
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).posts.append((self.path, dict(self.headers.items()), body))
+        if type(self).reject:
+            self._reply(400, b'{"message":"bad request"}')
+        else:
+            self._reply(200, b'{"data_view":{"id":"obskit-logs"}}')
+
+    def _reply(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def fake_kibana() -> Iterator[tuple[str, type[_FakeKibana]]]:
+    handler = type("Handler", (_FakeKibana,), {"posts": [], "status_calls": 0})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _run_setup(url: str, tries: int = 5) -> subprocess.CompletedProcess[str]:
+    sh, curl = shutil.which("sh"), shutil.which("curl")
+    if sh is None or curl is None:
+        pytest.skip("needs sh and curl (as in the curlimages/curl container)")
+    env = dict(
+        os.environ,
+        KIBANA_URL=url,
+        DATA_VIEW_FILE=str(LINUX / "kibana" / "data-view.json"),
+        WAIT_TRIES=str(tries),
+        WAIT_SECONDS="0.1",
+    )
+    return subprocess.run(
+        [sh, str(LINUX / "kibana" / "create-data-view.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_kibana_setup_waits_for_kibana_then_creates_the_data_view(
+    fake_kibana: tuple[str, type[_FakeKibana]],
+) -> None:
+    url, handler = fake_kibana
+    handler.degraded_calls = 2
+    proc = _run_setup(url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert handler.status_calls == 3
+    assert len(handler.posts) == 1
+    path, headers, body = handler.posts[0]
+    assert path == "/api/data_views/data_view"
+    assert headers.get("kbn-xsrf") == "true"
+    expected = json.loads((LINUX / "kibana" / "data-view.json").read_text(encoding="utf-8"))
+    assert json.loads(body) == expected
+
+
+def test_kibana_setup_gives_up_with_a_reason(fake_kibana: tuple[str, type[_FakeKibana]]) -> None:
+    url, handler = fake_kibana
+    handler.degraded_calls = 1000
+    proc = _run_setup(url, tries=3)
+    assert proc.returncode == 1
+    assert "not available after 3 tries" in proc.stderr
+    assert handler.posts == []
+
+
+def test_kibana_setup_fails_when_kibana_rejects(fake_kibana: tuple[str, type[_FakeKibana]]) -> None:
+    url, handler = fake_kibana
+    handler.reject = True
+    proc = _run_setup(url)
+    assert proc.returncode != 0
+    assert "data view created" not in proc.stdout
