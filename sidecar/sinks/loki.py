@@ -21,7 +21,9 @@ import json
 import re
 import socket
 import time
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Literal
 
 import httpx
@@ -43,7 +45,7 @@ from sidecar.sinks.http import (
     retry_after,
 )
 from sidecar.sinks.loki_errors import LokiError, parse_reply
-from sidecar.sinks.loki_proto import compress, encode_stream, label_pair
+from sidecar.sinks.loki_proto import compress, encode_stream, trace_metadata
 
 PUSH_PATH = "/loki/api/v1/push"
 MAX_LABELS = 15  # Loki's default max_label_names_per_series
@@ -218,29 +220,42 @@ class LokiSink(Sink):
         return text
 
     def _plan(self, batch: Batch, ts: list[int]) -> list[_Push]:
-        groups: dict[str, list[int]] = {}
-        skey = self._stream_key
+        by_pair: dict[tuple[str, str], list[int]] = {}
         for i, rec in enumerate(batch.records):
-            groups.setdefault(skey(rec.service, rec.level), []).append(i)
+            key = (rec.service, rec.level)
+            got = by_pair.get(key)
+            if got is None:
+                by_pair[key] = [i]
+            else:
+                got.append(i)
+        lines = batch.lines
         limit = int(self.config.batch_max_bytes)
         pushes: list[_Push] = []
         cur: list[tuple[str, list[int]]] = []
         size = 0
-        lines = batch.lines
-        for key, idx in groups.items():
+        for (service, level), idx in by_pair.items():
+            key = self._stream_key(service, level)
             idx.sort(key=ts.__getitem__)
-            part: list[int] = []
-            for i in idx:
-                n = len(lines[i]) + 96  # entry framing, timestamp, trace/span metadata
-                if size + n > limit and (part or cur):
-                    if part:
-                        cur.append((key, part))
+            # Entry size estimate: the line plus framing, timestamp and trace/span metadata.
+            cum = list(accumulate(len(lines[i]) + 96 for i in idx))
+            start, base = 0, 0
+            while start < len(idx):
+                room = limit - size
+                # The longest run of entries that fits; at least one entry per push.
+                end = bisect_right(cum, base + room, lo=start)
+                if end == start:
+                    if cur:
+                        pushes.append(_Push(cur))
+                        cur, size = [], 0
+                        continue
+                    end = start + 1
+                cur.append((key, idx[start:end]))
+                size += cum[end - 1] - base
+                base = cum[end - 1]
+                start = end
+                if start < len(idx):
                     pushes.append(_Push(cur))
-                    cur, part, size = [], [], 0
-                part.append(i)
-                size += n
-            if part:
-                cur.append((key, part))
+                    cur, size = [], 0
         if cur:
             pushes.append(_Push(cur))
         return pushes
@@ -285,13 +300,8 @@ class LokiSink(Sink):
                 sm = []
                 for i in idx:
                     rec = records[i]
-                    if rec.trace_id:
-                        pair = label_pair("trace_id", str(rec.trace_id))
-                        if rec.span_id:
-                            pair += label_pair("span_id", str(rec.span_id))
-                        sm.append(pair)
-                    else:
-                        sm.append(b"")
+                    tid = rec.trace_id
+                    sm.append(trace_metadata(tid, rec.span_id or None) if tid else b"")
             parts.append(encode_stream(key, [ts[i] for i in idx], [lines[i] for i in idx], sm))
         return compress(b"".join(parts)), {"Content-Type": "application/x-protobuf"}
 

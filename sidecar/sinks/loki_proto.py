@@ -55,34 +55,30 @@ def label_pair(name: str, value: str) -> bytes:
     return _T_SM + varint(len(body)) + body
 
 
-class _TsCache:
-    """Timestamps of neighbouring lines share their second (and often their nanoseconds at
-    millisecond precision): cache both varints."""
+# Field headers (tag + length) for every length below 16384, looked up instead of built.
+_ENTRY_HDR = [_T_ENTRY + v for v in _SMALL]
+_LINE_HDR = [_T_LINE + v for v in _SMALL]
+_TS_HDR = [_T_TS + v for v in _SMALL[:128]]
 
-    __slots__ = ("nanos", "secs")
-
-    def __init__(self) -> None:
-        self.secs: dict[int, bytes] = {}
-        self.nanos: dict[int, bytes] = {}
-
-    def encode(self, ts: int) -> bytes:
-        s, ns = divmod(ts, 1_000_000_000)
-        sb = self.secs.get(s)
-        if sb is None:
-            if len(self.secs) > 4096:
-                self.secs.clear()
-            sb = self.secs[s] = _T_SECONDS + varint(s)
-        if not ns:
-            return sb
-        nb = self.nanos.get(ns)
-        if nb is None:
-            if len(self.nanos) > 65536:
-                self.nanos.clear()
-            nb = self.nanos[ns] = _T_NANOS + varint(ns)
-        return sb + nb
+# Neighbouring lines share their second, and at millisecond precision often their
+# nanoseconds: both varints are cached (bounded).
+_SECS: dict[int, bytes] = {}
+_NANOS: dict[int, bytes] = {0: b""}
 
 
-_TS = _TsCache()
+def _secs(s: int) -> bytes:
+    if len(_SECS) > 4096:
+        _SECS.clear()
+    b = _SECS[s] = _T_SECONDS + varint(s)
+    return b
+
+
+def _nanos(ns: int) -> bytes:
+    if len(_NANOS) > 2048:
+        _NANOS.clear()
+        _NANOS[0] = b""
+    b = _NANOS[ns] = _T_NANOS + varint(ns)
+    return b
 
 
 def encode_stream(
@@ -93,30 +89,46 @@ def encode_stream(
     ``lines`` are UTF-8 bytes; ``sm[i]`` the entry's encoded structured metadata (from
     :func:`label_pair`, ``b""`` for none). Concatenate streams to get a ``PushRequest``.
     """
-    enc = _TS.encode
-    small = _SMALL
+    secs, nanos = _SECS, _NANOS
+    entry_hdr, line_hdr, ts_hdr = _ENTRY_HDR, _LINE_HDR, _TS_HDR
     parts: list[bytes] = []
-    append = parts.append
-    for i, line in enumerate(lines):
-        tsb = enc(ts[i])
+    extend = parts.extend
+    size = 0
+    metas = sm if sm is not None else [b""] * len(lines)
+    for t, line, meta in zip(ts, lines, metas, strict=True):
+        s, ns = divmod(t, 1_000_000_000)
+        sb = secs.get(s) or _secs(s)
+        nb = nanos.get(ns)
+        if nb is None:
+            nb = _nanos(ns)
+        tl = len(sb) + len(nb)
         n = len(line)
-        vl = small[n] if n < 16384 else varint(n)
-        meta = sm[i] if sm is not None else b""
-        elen = 2 + len(tsb) + 1 + len(vl) + n + len(meta)
-        append(_T_ENTRY)
-        append(small[elen] if elen < 16384 else varint(elen))
-        append(_T_TS)
-        append(small[len(tsb)])
-        append(tsb)
-        append(_T_LINE)
-        append(vl)
-        append(line)
-        if meta:
-            append(meta)
+        lh = line_hdr[n] if n < 16384 else _T_LINE + varint(n)
+        elen = 2 + tl + len(lh) + n + len(meta)
+        eh = entry_hdr[elen] if elen < 16384 else _T_ENTRY + varint(elen)
+        extend((eh, ts_hdr[tl], sb, nb, lh, line, meta))
+        size += len(eh) + elen
     lb = labels.encode()
     head = _T_LABELS + varint(len(lb)) + lb
-    body_len = len(head) + sum(map(len, parts))
-    return b"".join([_T_STREAM, varint(body_len), head, *parts])
+    return b"".join([_T_STREAM, varint(len(head) + size), head, *parts])
+
+
+_TRACE_HDR = _T_SM + varint(44) + b"\x0a\x08trace_id\x12\x20"  # 32-hex trace id
+_SPAN_HDR = _T_SM + varint(27) + b"\x0a\x07span_id\x12\x10"  # 16-hex span id
+
+
+def trace_metadata(trace_id: str, span_id: str | None) -> bytes:
+    """``trace_id`` (and ``span_id``) structured metadata; fast for W3C-sized ids."""
+    if len(trace_id) == 32 and trace_id.isascii():
+        out = _TRACE_HDR + trace_id.encode()
+    else:
+        out = label_pair("trace_id", trace_id)
+    if span_id:
+        if len(span_id) == 16 and span_id.isascii():
+            out += _SPAN_HDR + span_id.encode()
+        else:
+            out += label_pair("span_id", span_id)
+    return out
 
 
 def compress(push_request: bytes) -> bytes:

@@ -1,0 +1,228 @@
+"""Loki sink benchmark: end to end through ``obskit-sidecar run`` into a Loki stand-in running
+in another process, plus the encode cost of the same batches with the official protobuf
+runtime (what a straightforward implementation would use).
+
+    python bench/bench_loki.py [--lines 1000000] [--corpus bench/out/corpus-1m.log]
+                               [--mode e2e|sink|both]
+
+Figures: lines/s (wall), CPU seconds per million lines of the sidecar process only (rusage of
+the child), peak RSS of the sidecar. The receiver (``python -m tests.receivers.loki --store
+count``) validates every entry like Loki but only counts what it stores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.corpus import write_corpus  # noqa: E402
+from obskit.schema import Policy, validate_chunk  # noqa: E402
+from sidecar.sinks.base import Batch  # noqa: E402
+from sidecar.sinks.loki import Config, LokiSink  # noqa: E402
+from sidecar.sinks.loki_proto import compress  # noqa: E402
+
+
+def start_receiver(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    port_file, stats = tmp / "port", tmp / "receiver-stats.json"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.receivers.loki",
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--store",
+            "count",
+            "--stats-file",
+            str(stats),
+        ],
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 20
+    while not port_file.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit("receiver did not start")
+        time.sleep(0.05)
+    return proc, f"http://127.0.0.1:{port_file.read_text()}", stats
+
+
+def stop_receiver(proc: subprocess.Popen[bytes], stats: Path) -> dict[str, int]:
+    import json
+
+    proc.terminate()
+    proc.wait(timeout=30)
+    return json.loads(stats.read_text()) if stats.exists() else {}
+
+
+def corpus_prefix(corpus: Path, lines: int, dest: Path) -> int:
+    """Copy the first ``lines`` lines of the corpus; returns the byte size."""
+    with corpus.open("rb") as src, dest.open("wb") as out:
+        for line in itertools.islice(src, lines):
+            out.write(line)
+    return dest.stat().st_size
+
+
+def run_e2e(corpus: Path, lines: int, extra: str = "") -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-loki-") as t:
+        tmp = Path(t)
+        logs = tmp / "logs"
+        logs.mkdir()
+        size = corpus_prefix(corpus, lines, logs / "app.log")
+        rx, url, stats_file = start_receiver(tmp)
+        try:
+            cfg = tmp / "sidecar.yaml"
+            cfg.write_text(
+                f"source:\n  path: {logs.as_posix()!r}\n  include: ['*.log']\n"
+                f"checkpoint:\n  dir: {(tmp / 'state').as_posix()!r}\n"
+                "http:\n  enabled: false\n"
+                f"sinks:\n  - name: loki\n    type: loki\n    url: {url}\n" + extra
+            )
+            exe = shutil.which("obskit-sidecar", path=str(Path(sys.executable).parent))
+            cmd = [exe or "obskit-sidecar", "run", "--config", str(cfg), "--exit-on-idle", "2"]
+            t0 = time.monotonic()
+            child = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.DEVNULL)
+            _, status, ru = os.wait4(child.pid, 0)
+            wall = time.monotonic() - t0 - 2.0  # minus the idle wait before exit
+            child.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            st = stop_receiver(rx, stats_file)
+        cpu = ru.ru_utime + ru.ru_stime
+        delivered = st.get("accepted", 0)
+        print(f"e2e: {lines:,} lines ({size / 1e6:.0f} MB), exit {child.returncode}")
+        if extra:
+            print("  sidecar config extra: " + extra.replace("\n", " "))
+        print(
+            f"  delivered to receiver: {delivered:,} (rejected {st.get('rejected', 0)}, "
+            f"requests {st.get('push_requests', 0)})"
+        )
+        print(f"  wall {wall:.2f} s -> {lines / wall:,.0f} lines/s")
+        print(
+            f"  sidecar CPU {cpu:.2f} s -> {cpu * 1e6 / lines:.2f} CPU-s per million lines "
+            f"({lines / cpu:,.0f} lines per CPU-second)"
+        )
+        print(f"  sidecar peak RSS {ru.ru_maxrss / 1024:.1f} MiB")
+
+
+def batches(corpus: Path, lines: int, size: int = 20000) -> list[Batch]:
+    out = []
+    with corpus.open("rb") as f:
+        for seq in itertools.count():
+            chunk = b"".join(itertools.islice(f, size))
+            if not chunk or seq * size >= lines:
+                break
+            res = validate_chunk(chunk, Policy())
+            keep = [i for i, r in enumerate(res.records) if r is not None]
+            out.append(
+                Batch(
+                    seq,
+                    [res.lines[i] for i in keep],
+                    [res.records[i] for i in keep],  # type: ignore[misc]
+                    [str(i) for i in keep],
+                    {"host": "bench"},
+                )
+            )
+    return out
+
+
+def cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run_encode_compare(bs: list[Batch]) -> None:
+    from tests.receivers.loki_wire import PushRequest
+
+    sink = LokiSink("bench", Config(url="http://127.0.0.1:1"))
+    n = sum(len(b) for b in bs)
+    c0 = cpu()
+    nbytes = 0
+    for b in bs:
+        sink._instance = "bench"
+        ts = sink._timestamps(b)
+        for push in sink._plan(b, ts):
+            body, _ = sink._encode(b, ts, push)
+            nbytes += len(body)
+    ours = cpu() - c0
+
+    c0 = cpu()
+    for b in bs:
+        ts = sink._timestamps(b)
+        for push in sink._plan(b, ts):
+            req = PushRequest()
+            for key, idx in push.streams:
+                s = req.streams.add(labels=key)
+                for i in idx:
+                    e = s.entries.add(line=b.lines[i].decode())
+                    e.timestamp.seconds, e.timestamp.nanos = divmod(ts[i], 1_000_000_000)
+                    rec = b.records[i]
+                    if rec.trace_id:
+                        e.structuredMetadata.add(name="trace_id", value=str(rec.trace_id))
+                        if rec.span_id:
+                            e.structuredMetadata.add(name="span_id", value=str(rec.span_id))
+            compress(req.SerializeToString())
+    runtime = cpu() - c0
+    print(f"encode (timestamps, grouping, protobuf, snappy) of {n:,} lines:")
+    print(
+        f"  hand-written encoder: {ours * 1e6 / n:.2f} CPU-s per million lines "
+        f"({nbytes / n:.0f} wire bytes/line)"
+    )
+    print(f"  protobuf runtime    : {runtime * 1e6 / n:.2f} CPU-s per million lines")
+
+
+def run_sink(bs: list[Batch]) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-loki-") as t:
+        rx, url, stats_file = start_receiver(Path(t))
+        try:
+            sink = LokiSink("bench", Config(url=url))
+            sink.start()
+            n = sum(len(b) for b in bs)
+            c0, t0 = cpu(), time.monotonic()
+            rejected = sum(len(sink.send(b).rejected) for b in bs)
+            wall, used = time.monotonic() - t0, cpu() - c0
+            sink.close()
+        finally:
+            st = stop_receiver(rx, stats_file)
+    print(
+        f"sink alone (pre-validated batches of 20,000): {n:,} lines, rejected {rejected}, "
+        f"delivered {st.get('accepted', 0):,}"
+    )
+    print(f"  {n / wall:,.0f} lines/s wall; {used * 1e6 / n:.2f} CPU-s per million lines")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--corpus", type=Path, default=ROOT / "bench" / "out" / "corpus-1m.log")
+    ap.add_argument("--mode", choices=("e2e", "sink", "both"), default="both")
+    ap.add_argument(
+        "--inflight",
+        help="memory.max_inflight_bytes for the sidecar (e.g. 8MiB; default: the sidecar's)",
+    )
+    args = ap.parse_args()
+    if not args.corpus.exists():
+        args.corpus.parent.mkdir(parents=True, exist_ok=True)
+        write_corpus(args.corpus, max(args.lines, 1_000_000))
+    if args.mode in ("e2e", "both"):
+        extra = f"memory:\n  max_inflight_bytes: {args.inflight}\n" if args.inflight else ""
+        run_e2e(args.corpus, args.lines, extra)
+    if args.mode in ("sink", "both"):
+        bs = batches(args.corpus, args.lines)
+        run_encode_compare(bs)
+        run_sink(bs)
+
+
+if __name__ == "__main__":
+    main()
