@@ -9,6 +9,11 @@ from typing import Any
 
 from sidecar.transform.stage import Prepared
 
+#: Memory a line costs beyond its bytes while in flight (its bytes object, decoded record,
+#: id string and list slots: measured ~560 bytes with CPython 3.11), so the in-flight bound
+#: is a bound on real memory, not just on line bytes.
+LINE_OVERHEAD = 560
+
 
 @dataclass
 class OpenBatch:
@@ -23,6 +28,11 @@ class OpenBatch:
     #: file key -> (first line offset, offset past the last line)
     extents: dict[str, tuple[int, int]] = field(default_factory=dict)
     started: float = 0.0
+
+    @property
+    def cost(self) -> int:
+        """Approximate memory held by this batch's lines."""
+        return self.nbytes + LINE_OVERHEAD * len(self.lines)
 
     @property
     def empty(self) -> bool:

@@ -97,15 +97,16 @@ class HttpConfig(_Base):
 class BatchConfig(_Base):
     """How lines are grouped before being handed to the sinks."""
 
-    max_lines: int = 20000
-    max_bytes: ByteSize = ByteSize(4 * 1024 * 1024)
+    max_lines: int = 10000
+    max_bytes: ByteSize = ByteSize(2 * 1024 * 1024)
     max_wait: Duration = Duration(0.2)
 
 
 class MemoryConfig(_Base):
-    """Bytes read but not yet acknowledged by every sink; reading pauses above it."""
+    """Memory held by lines read but not yet acknowledged by every sink (line bytes plus
+    their decoded form); reading pauses above it."""
 
-    max_inflight_bytes: ByteSize = ByteSize(32 * 1024 * 1024)
+    max_inflight_bytes: ByteSize = ByteSize(24 * 1024 * 1024)
 
 
 class SidecarConfig(_Base):

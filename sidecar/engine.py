@@ -1,8 +1,9 @@
 """The sidecar's main loop: poll the source, check and transform, batch, hand batches to the
 sink workers, and move checkpoints as acknowledgements come back.
 
-Memory is bounded by ``memory.max_inflight_bytes``: bytes read but not yet acknowledged by
-every sink. When it is reached, reading pauses (the files wait on disk, which is the buffer).
+Memory is bounded by ``memory.max_inflight_bytes``: lines read but not yet acknowledged by
+every sink, counted with their in-memory overhead. When it is reached, reading pauses (the
+files wait on disk, which is the buffer).
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ class Engine:
         assert self.source is not None
         c = self.cfg.config
         max_inflight = int(c.memory.max_inflight_bytes)
-        read_bytes = max(64 * 1024, min(max_inflight // 4, 8 << 20))
+        # Raw bytes per poll: lines cost about three times their size once decoded.
+        read_bytes = max(64 * 1024, min(max_inflight // 8, 2 << 20))
         last_data = self._last_data
         while not self.stop_event.is_set():
             if until is not None and time.monotonic() >= until:
@@ -150,7 +152,7 @@ class Engine:
             self._apply_acks()
             now = time.monotonic()
             self._housekeeping(now)
-            budget = max_inflight - self.tracker.inflight_bytes - self.batcher.open.nbytes
+            budget = max_inflight - self.tracker.inflight_bytes - self.batcher.open.cost
             if budget <= 0:
                 # Backpressure: hand over what we have and wait for acknowledgements.
                 self._dispatch_open()
@@ -196,9 +198,8 @@ class Engine:
     def _dispatch(self, ob: OpenBatch) -> None:
         self._seq += 1
         seq = self._seq
-        nbytes = ob.nbytes
         sinks = len(self.workers) if ob.lines else 0
-        self.tracker.register(seq, ob.marks, nbytes, sinks)
+        self.tracker.register(seq, ob.marks, ob.cost, sinks)
         if not sinks:
             return
         batch = Batch(

@@ -72,20 +72,17 @@ class SchemaStage:
         errors = [i for i, vs in res.violations.items() if any(v.severity == "error" for v in vs)]
         if not errors:
             return Prepared(chunk.file_key, chunk.path, lines, records, offsets, chunk.end)
-        drop: set[int] = set()
-        lines = list(lines) if lines is res.lines else lines
-        records = list(records)
+        drop: list[int] = []
         for i in sorted(errors):
             out = self._invalid(chunk, lines[i], offsets[i], res.violations[i])
             if out is None:
-                drop.add(i)
+                drop.append(i)
             else:
                 lines[i], records[i] = out
-        if drop:
-            keep = [i for i in range(len(lines)) if i not in drop]
-            lines = [lines[i] for i in keep]
-            records = [records[i] for i in keep]
-            offsets = [offsets[i] for i in keep]
+        # Few lines are dropped: delete them in place from the end (C memmoves, no per-line
+        # Python loop over the whole chunk).
+        for i in sorted(drop, reverse=True):
+            del lines[i], records[i], offsets[i]
         return Prepared(chunk.file_key, chunk.path, lines, records, offsets, chunk.end)
 
     def _invalid(

@@ -43,7 +43,7 @@ def write_config(tmp: Path, **sections: Any) -> Path:
             cfg[k].update(v)
         else:
             cfg[k] = v
-    (tmp / "logs").mkdir(exist_ok=True)
+    (tmp / "logs").mkdir(parents=True, exist_ok=True)
     path = tmp / "sidecar.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
