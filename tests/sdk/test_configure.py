@@ -198,3 +198,27 @@ def test_uncaught_exceptions_are_logged(tmp_path: Path) -> None:
     assert thread_rec["error.type"] == "ZeroDivisionError"
     assert thread_rec["thread_name"] == "worker-1"
     assert main_rec["error.type"] == "KeyError" and main_rec["message"] == "uncaught exception"
+
+
+def test_root_handlers_replaced_unless_kept(sdk: Any, log_dir: Path) -> None:
+    root = logging.getLogger()
+    stray = logging.StreamHandler()
+    root.addHandler(stray)
+    sdk()
+    assert stray not in root.handlers
+    root.addHandler(stray)
+    sdk(keep_handlers=True, service="other")
+    assert stray in root.handlers
+    root.removeHandler(stray)
+
+
+def test_warnings_become_records(sdk: Any, log_dir: Path) -> None:
+    import warnings
+
+    sdk()
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("old api", DeprecationWarning, stacklevel=1)
+    (rec,) = [orjson.loads(x) for x in read_records(log_dir)]
+    assert rec["level"] == "WARN" and rec["logger"] == "py.warnings"
+    assert "old api" in rec["message"]
