@@ -222,10 +222,10 @@ class LokiSink(Sink):
     def _plan(self, batch: Batch, ts: list[int]) -> list[_Push]:
         by_pair: dict[tuple[str, str], list[int]] = {}
         for i, rec in enumerate(batch.records):
-            key = (rec.service, rec.level)
-            got = by_pair.get(key)
+            pair = (rec.service, rec.level)
+            got = by_pair.get(pair)
             if got is None:
-                by_pair[key] = [i]
+                by_pair[pair] = [i]
             else:
                 got.append(i)
         lines = batch.lines
