@@ -60,6 +60,30 @@ RULES: Final[dict[str, str]] = {
     DUPLICATE_KEY: "a non-schema key appears twice in one object (warning)",
 }
 
+# nesting ------------------------------------------------------------------------------------
+#: Deepest nesting of objects and arrays a line may have, the line's own object counting as 1.
+#: Fixed here so the verdict never depends on how deep the caller's stack is (the JSON
+#: decoder's own limit follows the interpreter's recursion limit).
+MAX_DEPTH: Final = 256
+_DEPTH_TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def too_deep(line: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``line`` nests objects/arrays more than ``limit`` levels (strings skipped)."""
+    if line.count(b"[") + line.count(b"{") <= limit:
+        return False  # cheap: depth cannot exceed the number of openers
+    depth = 0
+    for m in _DEPTH_TOKEN.finditer(line):
+        tok = m.group()
+        if tok in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif tok in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
 # timestamp ----------------------------------------------------------------------------------
 # RFC 3339 `date-time`, with upper-case T and Z only (stricter than RFC 3339's note that allows
 # lower case: Elasticsearch and most log tools expect upper case), fraction up to 9 digits.

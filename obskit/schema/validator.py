@@ -6,9 +6,12 @@ path. The fast path never accepts a line the precise path rejects (property-test
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate, compress
 from json.decoder import scanstring  # type: ignore[attr-defined]
+from operator import attrgetter, not_
 from typing import Final
 
 import msgspec
@@ -85,6 +88,9 @@ def check_line(
             line.decode("utf-8")
         except UnicodeDecodeError as exc:
             return None, [_json_violation(line, exc)]
+    if rules.too_deep(line):
+        msg = f"JSON nested more than {rules.MAX_DEPTH} levels deep"
+        return None, [Violation(rules.JSON_INVALID, None, msg, 1)]
     try:
         loose = _LOOSE_DEC.decode(line)
     except msgspec.ValidationError as exc:
@@ -317,17 +323,24 @@ def _decoder_for(policy: Policy) -> msgspec.json.Decoder[Record]:
 
 _SCHEMA_KEYS: Final = re.compile(rb'"(?:timestamp|level|service|trace_id|span_id|message)"')
 _TWO_OBJECTS: Final = re.compile(rb"}[ \t\r]*{")
+# Timestamps one per line, calendar included: the Gregorian leap-year rule is a regular
+# language, so one C-level match settles a whole window. Leap seconds fall to the precise path.
+_LEAP_YEAR: Final = r"(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
+_DATE: Final = (
+    r"(?:\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    r"|02-(?:0[1-9]|1\d|2[0-8]))|" + _LEAP_YEAR + r"-02-29)"
+)
 _TS_BULK: Final = re.compile(
-    r"(?:\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
-    r"(?:\.\d{1,9})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)\n)*",
+    r"(?:" + _DATE + r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?"
+    r"(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)\n)*",
     re.ASCII,
 )
-# Days 29-31 that need the calendar (Feb 29 in leap years is fine; the precise path decides).
-_TS_SUSPECT_DAY: Final = re.compile(r"-(?:02-(?:29|3[01])|(?:0[469]|11)-31)T")
-_HEX32_BULK: Final = re.compile(r"(?:[0-9a-f]{32}\n)*", re.ASCII)
-_HEX16_BULK: Final = re.compile(r"(?:[0-9a-f]{16}\n)*", re.ASCII)
-_ZERO32: Final = "0" * 32
-_ZERO16: Final = "0" * 16
+_HEX32_BULK: Final = re.compile(r"(?:(?!0{32})[0-9a-f]{32}\n)*", re.ASCII)
+_HEX16_BULK: Final = re.compile(r"(?:(?!0{16})[0-9a-f]{16}\n)*", re.ASCII)
+_GET_TS: Final = attrgetter("timestamp")
+_GET_SERVICE: Final = attrgetter("service")
+_GET_TRACE: Final = attrgetter("trace_id")
+_GET_SPAN: Final = attrgetter("span_id")
 #: Below this many lines a chunk is checked line by line.
 _SMALL: Final = 4
 #: Lines tried in one bulk attempt.
@@ -415,17 +428,20 @@ def _batch(lines: list[bytes], lo: int, hi: int, policy: Policy, out: ChunkResul
 
 
 def _line_of_byte(seg: list[bytes], pos: int) -> int:
-    acc = 0
-    for i, ln in enumerate(seg):
-        acc += len(ln) + 1
-        if pos < acc:
-            return i
-    return len(seg) - 1
+    return min(bisect_right(list(accumulate(len(ln) + 1 for ln in seg)), pos), len(seg) - 1)
+
+
+def _first_unmatched(bulk: re.Pattern[str], joined: str) -> int | None:
+    """Index of the first ``\\n``-terminated item of ``joined`` that ``bulk`` rejects."""
+    m = bulk.match(joined)
+    end = m.end() if m else 0
+    return None if end == len(joined) else joined.count("\n", 0, end)
 
 
 def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int | None:
     """Records for the whole segment if every line is valid, else the index of a suspect
-    line (or ``None`` when no line can be singled out)."""
+    line (or ``None`` when no line can be singled out). Every step is one C-level pass over
+    the window; Python-level loops run only once something is already known to be wrong."""
     n = len(seg)
     if max(map(len, seg)) > policy.max_line_bytes:
         return max(range(n), key=lambda i: len(seg[i]))
@@ -452,57 +468,45 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
     m2 = _TWO_OBJECTS.search(blob)
     if m2 is not None:
         return _line_of_byte(seg, m2.start())
-    if _ESCAPED_KEY.search(blob):
-        m3 = _ESCAPED_KEY.search(blob)
-        return _line_of_byte(seg, m3.start()) if m3 else None
-    ts = [r.timestamp for r in recs]  # type: ignore[union-attr]
-    ts_blob = "\n".join(ts) + "\n"
-    if _TS_BULK.fullmatch(ts_blob) is None or _TS_SUSPECT_DAY.search(ts_blob):
-        return _first_index(ts, lambda t: rules.check_timestamp(t) is not None or "-02-29T" in t)
+    m3 = _ESCAPED_KEY.search(blob)
+    if m3 is not None:
+        return _line_of_byte(seg, m3.start())
 
-    services = {r.service for r in recs}  # type: ignore[union-attr]
+    bad = _first_unmatched(_TS_BULK, "\n".join(map(_GET_TS, recs)) + "\n")
+    if bad is not None:
+        return bad
+
+    services = set(map(_GET_SERVICE, recs))
     for s in services:
         if not rules.SERVICE_RE.fullmatch(s) or not policy.service_allowed(s):
-            return _first_index([r.service for r in recs], lambda v, s=s: v == s)  # type: ignore[union-attr]
+            return list(map(_GET_SERVICE, recs)).index(s)
 
-    tids = [r.trace_id for r in recs]  # type: ignore[union-attr]
-    sids = [r.span_id for r in recs]  # type: ignore[union-attr]
+    tids = list(map(_GET_TRACE, recs))
+    sids = list(map(_GET_SPAN, recs))
     for name, ids in (("trace_id", tids), ("span_id", sids)):
         if name in policy.required_fields and UNSET in ids:
             return ids.index(UNSET)  # required by policy but absent
     # Duplicate schema keys, by counting: every decoded key was spelled plainly (escaped keys
     # were ruled out above), so each present key occurs at least once in its line; equal totals
     # mean exactly once everywhere. A schema key's name inside a value only costs a detour.
-    present = 4 * n + (n - tids.count(UNSET)) + (n - sids.count(UNSET))
+    present = 6 * n - tids.count(UNSET) - sids.count(UNSET)
     if len(_SCHEMA_KEYS.findall(blob)) != present:
         return _first(seg, _has_duplicate_needle)
-    bad = _check_ids(tids, "trace_id", _HEX32_BULK, _ZERO32)
-    if bad is not None:
-        return bad
-    bad = _check_ids(sids, "span_id", _HEX16_BULK, _ZERO16)
-    if bad is not None:
-        return bad
-    if any(sids):
-        for i, (t, s) in enumerate(zip(tids, sids, strict=True)):
-            if s and not t:
-                return i
+    for ids, bulk in ((tids, _HEX32_BULK), (sids, _HEX16_BULK)):
+        if "" in ids:  # present but empty: invalid, and falsy, so filter() below would drop it
+            return ids.index("")
+        vals = list(filter(None, ids))
+        if vals:
+            bad = _first_unmatched(bulk, "\n".join(vals) + "\n")  # type: ignore[arg-type]
+            if bad is not None:
+                return ids.index(vals[bad])
+    if any(compress(sids, map(not_, tids))):
+        return _first_index(list(zip(tids, sids, strict=True)), lambda ts: ts[1] and not ts[0])
     return recs
 
 
 def _has_duplicate_needle(line: bytes) -> bool:
     return any(line.count(k) > 1 for k in _KEY_NEEDLES.values())
-
-
-def _check_ids(ids: list[object], name: str, bulk: re.Pattern[str], zero: str) -> int | None:
-    # "" is present and invalid: test for str, not truthiness.
-    vals = [v for v in ids if isinstance(v, str)]
-    if not vals:
-        return None
-    joined = "\n".join(vals) + "\n"
-    if bulk.fullmatch(joined) is None or zero in joined:
-        check = rules.check_trace_id if name == "trace_id" else rules.check_span_id
-        return _first_index(ids, lambda v: isinstance(v, str) and check(v) is not None)
-    return None
 
 
 def _first(seg: list[bytes], pred: object) -> int | None:

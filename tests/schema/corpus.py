@@ -272,7 +272,7 @@ def mangled(draw: st.DrawFn, line: bytes) -> list[bytes]:
     if how == "pad" and brace:
         return [_insert(line, brace, b'"pad":"' + b"p" * draw(st.integers(100, 700)) + b'",')]
     if how == "nest" and brace:
-        depth = draw(st.sampled_from([3, 500, 2000]))
+        depth = draw(st.sampled_from([3, 255, 256, 500, 2000]))
         return [_insert(line, brace, b'"deep":' + b"[" * depth + b"]" * depth + b",")]
     if how == "spaces":
         return [b" \t" + line + b" "]

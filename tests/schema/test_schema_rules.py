@@ -17,6 +17,7 @@ from obskit.schema import (
     nearest_level,
     timestamp_ns,
     validate_line,
+    validate_lines,
 )
 from obskit.schema import rules as R
 from obskit.schema.violation import MAX_SHOWN, shown
@@ -129,7 +130,25 @@ def test_escaped_nul_is_valid_json() -> None:
 def test_obs001_deeply_nested_context_is_an_error_not_a_crash(depth: int) -> None:
     raw = line(ctx="X").replace(b'"X"', b"[" * depth + b"]" * depth)
     v = only(raw)
-    assert v.rule == "OBS001" and "nested too deeply" in v.message
+    assert v.format() == "OBS001: JSON nested more than 256 levels deep"
+
+
+def test_nesting_limit_is_exact_and_independent_of_the_call_stack() -> None:
+    # The line's object is level 1: 255 arrays inside it make 256 levels, the maximum.
+    at_limit = line(ctx="X").replace(b'"X"', b"[" * 255 + b"]" * 255)
+    over = line(ctx="X").replace(b'"X"', b"[" * 256 + b"]" * 256)
+    brackets_in_string = line(ctx="[" * 5000 + "{" * 5000)
+
+    def verdicts() -> list[bool]:
+        return [not validate_line(x) for x in (at_limit, over, brackets_in_string)]
+
+    def nested_call(depth: int) -> list[bool]:
+        return verdicts() if depth == 0 else nested_call(depth - 1)
+
+    assert verdicts() == [True, False, True]
+    # Called 600 frames deep (a deep caller, e.g. the batch path's recursion), same verdicts.
+    assert nested_call(600) == [True, False, True]
+    assert validate_lines([at_limit, over] * 10).invalid == 10
 
 
 def test_obs001_deeply_nested_objects() -> None:
