@@ -104,7 +104,10 @@ class WatchedFile:
                 if self.skip is not None:  # at the end inside an over-long line
                     self._maybe_flush_skip(out, now, settings, force_partial)
                 break
-            want = min(settings.read_chunk_bytes, avail, max(budget - total, max_line + 1))
+            # A block must be able to exceed max_line (that is how an over-long line is
+            # told from one still being written), even after rounding to UTF-16 units.
+            floor = max_line + 2
+            want = min(max(settings.read_chunk_bytes, floor), avail, max(budget - total, floor))
             if nlw == 2 and want > 1:
                 want &= ~1
             block = read_at(f, self.offset, want)
