@@ -4,7 +4,7 @@ PYTHON ?= .venv/bin/python
 IMAGE ?= obskit-sidecar
 ENV ?= dev
 # The package version from pyproject.toml (the script reads it; "v" stripped).
-VERSION ?= $(shell $(PYTHON) scripts/image-tags.py --env x | head -n 1 | cut -c 2-)
+VERSION ?= $(patsubst v%,%,$(firstword $(shell $(PYTHON) scripts/image-tags.py --env x)))
 BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 VCS_REF ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 HADOLINT ?= .venv/bin/hadolint
