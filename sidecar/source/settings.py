@@ -3,9 +3,8 @@ the engine's config loader parses "1s"/"500ms")."""
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import PureWindowsPath
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Literal
 
 import msgspec
@@ -15,7 +14,7 @@ def default_log_dir() -> str:
     """``C:\\app\\logs`` on Windows, ``/app/logs`` elsewhere (the SDK writes there too)."""
     if sys.platform == "win32":
         return str(PureWindowsPath("C:/app/logs"))
-    return os.sep + os.path.join("app", "logs")
+    return str(PurePosixPath("/app/logs"))
 
 
 # Active files plus what the usual rotation schemes leave behind, so a rotated-away file is
