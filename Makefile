@@ -3,10 +3,17 @@
 PYTHON ?= .venv/bin/python
 IMAGE ?= obskit-sidecar
 ENV ?= dev
-# The package version from pyproject.toml (the script reads it; "v" stripped).
-VERSION ?= $(patsubst v%,%,$(firstword $(shell $(PYTHON) scripts/image-tags.py --env x)))
-BUILD_DATE ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
-VCS_REF ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Evaluated once (":="), so every tag and label of one build carries the same values.
+# VERSION: the package version from pyproject.toml (the script reads it; "v" stripped).
+ifndef VERSION
+VERSION := $(patsubst v%,%,$(firstword $(shell $(PYTHON) scripts/image-tags.py --env x)))
+endif
+ifndef BUILD_DATE
+BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+endif
+ifndef VCS_REF
+VCS_REF := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+endif
 HADOLINT ?= .venv/bin/hadolint
 
 .PHONY: help image-tags images images-windows lint-dockerfiles docs test
