@@ -337,6 +337,7 @@ _TS_BULK: Final = re.compile(
 )
 _HEX32_BULK: Final = re.compile(r"(?:(?!0{32})[0-9a-f]{32}\n)*", re.ASCII)
 _HEX16_BULK: Final = re.compile(r"(?:(?!0{16})[0-9a-f]{16}\n)*", re.ASCII)
+_DEPTH_SCREEN: Final = 2 * rules.MAX_DEPTH + 1
 _GET_TS: Final = attrgetter("timestamp")
 _GET_SERVICE: Final = attrgetter("service")
 _GET_TRACE: Final = attrgetter("trace_id")
@@ -443,14 +444,24 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
     line (or ``None`` when no line can be singled out). Every step is one C-level pass over
     the window; Python-level loops run only once something is already known to be wrong."""
     n = len(seg)
-    if max(map(len, seg)) > policy.max_line_bytes:
+    longest = max(map(len, seg))
+    if longest > policy.max_line_bytes:
         return max(range(n), key=lambda i: len(seg[i]))
+    if longest > _DEPTH_SCREEN:
+        # Only a line with more than MAX_DEPTH openers and as many closers can nest too deep.
+        for i, ln in enumerate(seg):
+            if len(ln) > _DEPTH_SCREEN and rules.too_deep(ln):
+                return i
     blob = b"\n".join(seg)
     if not blob.isascii():
         try:
             blob.decode("utf-8")
         except UnicodeDecodeError as exc:
             return _line_of_byte(seg, exc.start)
+    if blob.count(b"[") + blob.count(b"{") > rules.MAX_DEPTH:
+        deep = _first(seg, rules.too_deep)
+        if deep is not None:
+            return deep
     try:
         recs: list[Record | None] = list(_decoder_for(policy).decode_lines(blob))
     except msgspec.ValidationError as exc:
@@ -497,7 +508,7 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
             return ids.index("")
         vals = list(filter(None, ids))
         if vals:
-            bad = _first_unmatched(bulk, "\n".join(vals) + "\n")  # type: ignore[arg-type]
+            bad = _first_unmatched(bulk, "\n".join(vals) + "\n")
             if bad is not None:
                 return ids.index(vals[bad])
     if any(compress(sids, map(not_, tids))):
