@@ -4,8 +4,9 @@ never data."""
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
-from pathlib import Path
 from typing import Any
 
 
@@ -17,6 +18,7 @@ class FsWakeup:
         self._recursive = recursive
         self._event = event
         self._observer: Any = None
+        self._ident: tuple[int, int] | None = None
         self.error: str | None = None
 
     @property
@@ -24,11 +26,22 @@ class FsWakeup:
         return self._observer is not None
 
     def ensure_started(self) -> bool:
-        """Start watching if not yet and the folder exists; cheap to call every poll."""
+        """Start watching if not yet and the folder exists; cheap to call every poll.
+
+        A folder deleted and re-created (a new volume mounted) is a new folder: the old
+        watch went with it, so a new one is started."""
+        try:
+            st = os.stat(self._path)
+        except OSError:
+            st = None
+        ident = None if st is None or not stat.S_ISDIR(st.st_mode) else (st.st_dev, st.st_ino)
         if self._observer is not None:
-            return True
-        if not Path(self._path).is_dir():
+            if ident == self._ident:
+                return True
+            self.stop()
+        if ident is None:
             return False
+        self._ident = ident
         try:
             from watchdog.events import FileSystemEventHandler
             from watchdog.observers import Observer

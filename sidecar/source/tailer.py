@@ -110,7 +110,7 @@ class Tailer:
         ``chunk.file_key`` to ``chunk.end`` once every sink acknowledged them."""
         now = self._clock()
         self._last_poll = time.monotonic()
-        if self.settings.fs_events and not self._fs.running:
+        if self.settings.fs_events:
             self._fs.ensure_started()
             if self._fs.error:
                 self._warn(self._fs.error)

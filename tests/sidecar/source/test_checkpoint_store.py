@@ -195,3 +195,29 @@ def test_checkpoint_age_clock(tmp_path: Path) -> None:
     clock.advance(5)
     s.save()  # nothing changed: no rewrite, but the saved state is current
     assert s.last_saved == clock.t
+
+
+def test_resume_by_fingerprint_when_inodes_change(tmp_path: Path) -> None:
+    """Logs moved to another volume (or a share with unstable file ids): new inodes, same
+    content. The checkpoint is found through the first line and first bytes."""
+    old = tmp_path / "old"
+    old.mkdir()
+    st_old = SourceSettings(path=str(old), fs_events=False)
+    (old / "app.log").write_bytes(b"".join(b"%08d x\n" % i for i in range(30)))
+    cp = tmp_path / "cp.json"
+    s1 = CheckpointStore(cp)
+    s1.load()
+    t1 = Tailer(st_old, s1)
+    Reader(t1, s1).poll()
+    s1.save()
+    t1.close()
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "app.log").write_bytes((old / "app.log").read_bytes() + b"00000030 x\n")
+    s2 = CheckpointStore(cp)
+    s2.load()
+    t2 = Tailer(SourceSettings(path=str(new), fs_events=False), s2)
+    r = Reader(t2, s2)
+    r.poll()
+    assert numbers(r.lines) == [30]
+    t2.close()

@@ -81,3 +81,28 @@ def test_stop_wakes_wait_from_another_thread(logdir: Path, store: CheckpointStor
     assert time.monotonic() - start < 30
     t.wait(60)  # stopped: returns at once
     t.close()
+
+
+def test_folder_recreated_gets_a_new_watch(tmp_path: Path, store: CheckpointStore) -> None:
+    import shutil
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    st = SourceSettings(path=str(folder), fs_events=True, poll_interval=60)
+    t = Tailer(st, store)
+    r = Reader(t, store)
+    r.poll()
+    shutil.rmtree(folder)
+    r.poll()
+    assert not t.fs_events_active
+    folder.mkdir()
+    r.poll()
+    assert t.fs_events_active
+    w = write_later(folder / "n.log", b"again\n", 0.2)
+    start = time.monotonic()
+    t.wait(60)
+    woke_after = time.monotonic() - start
+    w.join()
+    r.until(lambda: r.lines == [b"again"], timeout=5)
+    t.close()
+    assert woke_after < 30
