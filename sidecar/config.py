@@ -428,6 +428,7 @@ def _sink_specs(cfg: SidecarConfig, errors: list[str]) -> list[SinkSpec]:
         except SinkTypeError as exc:
             errors.append(f"{where}.type: {exc}")
             continue
+        body = _hoist_auth(body, mod.Config)
         try:
             conf = msgspec.convert(body, mod.Config, dec_hook=dec_hook)
         except msgspec.ValidationError as exc:
@@ -438,6 +439,30 @@ def _sink_specs(cfg: SidecarConfig, errors: list[str]) -> list[SinkSpec]:
             continue
         specs.append(SinkSpec(name=name, type=type_, config=conf))
     return specs
+
+
+#: Credential references that may be written at the top of a sink instead of under ``auth:``.
+_AUTH_KEYS = (
+    "username",
+    "password_env",
+    "password_file",
+    "bearer_token_env",
+    "bearer_token_file",
+    "api_key_env",
+    "api_key_file",
+)
+
+
+def _hoist_auth(body: dict[str, Any], config_type: Any) -> dict[str, Any]:
+    """``{api_key_file: x}`` means ``{auth: {api_key_file: x}}`` for sinks with ``auth``."""
+    fields = getattr(config_type, "__struct_fields__", ())
+    if "auth" not in fields:
+        return body
+    moved = {k: body.pop(k) for k in _AUTH_KEYS if k in body and k not in fields}
+    if moved:
+        auth = body.get("auth")
+        body["auth"] = {**(auth if isinstance(auth, dict) else {}), **moved}
+    return body
 
 
 def static_fields(enrich: EnrichConfig, env: Mapping[str, str]) -> dict[str, str]:

@@ -127,3 +127,20 @@ def test_check_config_prints_ok_and_masks_secrets(tmp_path: Path) -> None:
     assert res.stdout.startswith(f"OK: {p} is valid")
     assert "hunter2" not in res.stdout and "***@host" in res.stdout
     assert "environment: prod" in res.stdout
+
+
+def test_backend_sinks_and_top_level_credential_references(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "source: {path: /app/logs}\n"
+        "sinks:\n"
+        '  - {name: loki, type: loki, url: "http://loki:3100", tenant: team-a}\n'
+        '  - {name: es, type: elasticsearch, url: "http://es:9200",'
+        " api_key_file: /run/secrets/es_api_key}\n"
+        '  - {name: os, type: opensearch, url: "http://os:9200", auth: {username: u},'
+        " password_env: OS_PW}\n"
+    )
+    cfg = load_config(p, env={})
+    es, os_ = cfg.sinks[1].config, cfg.sinks[2].config
+    assert es.auth.api_key_file == "/run/secrets/es_api_key"
+    assert (os_.auth.username, os_.auth.password_env) == ("u", "OS_PW")
