@@ -358,3 +358,25 @@ def test_auth_required() -> None:
         assert httpx.get(es.url + "/").status_code == 401
         assert httpx.get(es.url + "/", auth=("elastic", "s3cret")).status_code == 200
         assert httpx.get(es.url + "/", headers={"Authorization": "ApiKey abc"}).status_code == 200
+
+
+def test_count_only_mode_answers_every_item() -> None:
+    with EsReceiver(count_only=True) as es:
+        body = bulk(
+            *[({"create": {"_index": "logs-a-default", "_id": str(i)}}, doc(i)) for i in range(5)]
+        )
+        r = httpx.post(
+            es.url + "/_bulk",
+            content=gzip.compress(body),
+            headers={**NDJSON, "Content-Encoding": "gzip"},
+        )
+        assert r.json()["errors"] is False
+        assert [(it["_id"], it["status"]) for it in items(r)] == [(str(i), 201) for i in range(5)]
+        es.faults.fail_items(1, status=429)
+        assert [
+            it["status"]
+            for it in items(httpx.post(es.url + "/_bulk", content=body, headers=NDJSON))
+        ] == [429, 201, 201, 201, 201]
+        stats = httpx.get(es.url + "/_receiver/stats").json()
+        assert stats["docs_stored"] == 9 and stats["items"] == {"201": 9, "429": 1}
+        assert es.cluster.indices == {}  # nothing stored
