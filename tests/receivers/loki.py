@@ -551,7 +551,8 @@ class LokiReceiver:
                     extra["structuredMetadata"] = sm
                 if parsed:
                     extra["parsed"] = parsed
-                slot["values"].append([str(ts), line, extra] if extra else [str(ts), line])
+                # Loki writes the third element on every entry when categorizing, even empty.
+                slot["values"].append([str(ts), line, extra])
             else:
                 folded = {**labels, **sm, **parsed}
                 skey = labels_string(folded)

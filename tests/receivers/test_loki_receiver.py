@@ -344,3 +344,9 @@ def test_faults(rx: LokiReceiver):
     time.sleep(0.35)
     assert push(rx, body).status_code == 204
     assert rx.stats()["faults_served"] == 5
+
+
+def test_categorized_entries_always_have_a_third_element(rx: LokiReceiver):
+    push(rx, pb([(SVC, [(NOW - 1, "plain", {})])]))
+    r = _query(rx, '{service="api"}', flags="categorize-labels", start=str(NOW - 10), end=str(NOW))
+    assert r.json()["data"]["result"][0]["values"] == [[str(NOW - 1), "plain", {}]]
