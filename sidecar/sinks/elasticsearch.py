@@ -64,25 +64,42 @@ _RETRY_AS_IS = RETRYABLE_STATUS | {401, 403}
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """``type: elasticsearch`` (or ``opensearch``) settings. See docs/elasticsearch.md."""
 
+    #: Cluster address, e.g. ``https://es.example:9200`` (``url`` or ``urls`` is required).
     url: str | None = None
+    #: More nodes of the same cluster; on a connection error the next one is tried.
     urls: list[str] = []
     #: Data stream name; ``{service}`` (as a dataset: ``-`` -> ``_``) and ``{namespace}``.
     data_stream: str = "logs-{service}-{namespace}"
+    #: Data stream namespace (lower case, no ``-``), e.g. ``prod``.
     namespace: str = "default"
     #: Index mode (OpenSearch without data streams, older clusters): an index name, may use
     #: ``{service}``, ``{namespace}`` and strftime codes from the record's UTC time.
     index: str | None = None
+    #: ``create`` (never overwrites: a resent line answers 409 and counts as delivered) or
+    #: ``index`` (overwrites; index mode only).
     op_type: Literal["create", "index"] = "create"
+    #: Ingest pipeline to run on every document (``?pipeline=``).
     pipeline: str | None = None
+    #: Basic auth or API key, by reference (see ``sinks[].auth``).
     auth: AuthConfig | None = None
+    #: CA bundle, client certificate (see ``sinks[].tls``).
     tls: TLSConfig | None = None
+    #: Per request; a timed-out request is retried (ids make that safe).
     timeout: Duration = Duration(60.0)
+    #: Compress request bodies (``Content-Encoding: gzip``).
     gzip: bool = True
+    #: 1 (fastest) to 9 (smallest).
     gzip_level: int = 1
+    #: Largest ``_bulk`` body before compression; larger batches are split.
     batch_max_bytes: ByteSize = ByteSize(5 * 1024 * 1024)
+    #: Most documents per ``_bulk`` request.
     batch_max_docs: int = 10_000
+    #: Backoff between retries of 429s, 5xx and network errors (never gives up).
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
+    #: Informational (``es-setup`` detects the flavour from ``GET /``); the sink speaks the
+    #: API both share.
     flavor: Literal["auto", "elasticsearch", "opensearch"] = "auto"
+    #: Extra HTTP headers on every request (e.g. for a proxy).
     headers: dict[str, str] = {}
 
     def __post_init__(self) -> None:
