@@ -167,7 +167,8 @@ def parse_labels(text: str) -> list[tuple[str, str]]:
     i, n = 0, len(text)
 
     def err(msg: str) -> LabelParseError:
-        return LabelParseError(f"parse error at line 1, col {i + 1}: {msg}")
+        # The Prometheus label parser's format, as Loki 3 reports it.
+        return LabelParseError(f"1:{i + 1}: parse error: {msg}")
 
     def ws() -> None:
         nonlocal i
@@ -191,7 +192,8 @@ def parse_labels(text: str) -> list[tuple[str, str]]:
             ws()
             m = _NAME.match(text, i)
             if not m:
-                raise err("syntax error: unexpected character, expecting IDENTIFIER")
+                c = text[i] if i < n else "}"
+                raise err(f"unexpected character inside braces: {c!r}".replace('"', "'"))
             name = m.group(0)
             i = m.end()
             ws()

@@ -152,7 +152,9 @@ def test_label_rules(rx: LokiReceiver):
     assert "has 16 label names; limit 15" in r.text
     assert rx.lines() == ["y"]
     r = push(rx, pb([('{service="a", 0bad="x"}', [(NOW, "x", {})])]))
-    assert r.status_code == 400 and r.text.startswith("couldn't parse labels: parse error")
+    assert r.status_code == 400 and r.text.strip() == (
+        "couldn't parse labels: 1:15: parse error: unexpected character inside braces: '0'"
+    )
     r = push(rx, pb([('{service="a", service="b"}', [(NOW, "x", {})])]))
     assert r.status_code == 400 and "has duplicate label name: 'service'" in r.text
 
