@@ -1,0 +1,227 @@
+"""The engine with real sinks of its own kind, in-process: several sinks finishing out of
+order, a sink rejecting lines, a sink raising, a checkpoint store that cannot save."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from enginehelp import line
+
+from sidecar.checkpoint import CheckpointError
+from sidecar.config import build_config
+from sidecar.engine import Engine
+from sidecar.sinks.base import Batch, SendResult, Sink
+from sidecar.source.chunk import Chunk
+
+
+class ListSource:
+    """Hands out the given files' bytes in chunks of a few lines, like the tailer."""
+
+    def __init__(self, files: dict[str, bytes], lines_per_chunk: int = 7) -> None:
+        self.files_data = files
+        self.pos = dict.fromkeys(files, 0)
+        self.n = lines_per_chunk
+
+    def poll(self, max_bytes: int = 1 << 20) -> list[Chunk]:
+        out = []
+        for key, data in self.files_data.items():
+            start = self.pos[key]
+            if start >= len(data):
+                continue
+            end = start
+            for _ in range(self.n):
+                nl = data.find(b"\n", end)
+                if nl < 0:
+                    break
+                end = nl + 1
+            self.pos[key] = end
+            out.append(Chunk(key, f"/logs/{key}.log", start, end, data[start:end]))
+        return out
+
+    def wait(self, timeout: float) -> None:
+        time.sleep(min(timeout, 0.01))
+
+    def stop(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def files(self) -> list[Any]:
+        class F:
+            pass
+
+        out = []
+        for key, data in self.files_data.items():
+            f = F()
+            f.path, f.file_key, f.size, f.read_offset = (
+                f"/logs/{key}",
+                key,
+                len(data),
+                self.pos[key],
+            )
+            out.append(f)
+        return out
+
+
+class Recording(Sink):
+    """Accepts everything after a random-ish delay; can reject or fail."""
+
+    def __init__(
+        self, name: str, delay: float = 0.0, reject_seq: set[int] | None = None, fail_first: int = 0
+    ) -> None:
+        super().__init__(name)
+        self.delay = delay
+        self.reject_seq = reject_seq or set()
+        self.fail_first = fail_first
+        self.got: list[bytes] = []
+        self.lock = threading.Lock()
+
+    def send(self, batch: Batch) -> SendResult:
+        if self.fail_first:
+            self.fail_first -= 1
+            raise RuntimeError("backend exploded")
+        if self.delay:
+            time.sleep(self.delay * (batch.seq % 3))  # finish batches out of order in time
+        rejected = []
+        for i, ln in enumerate(batch.lines):
+            if orjson.loads(ln)["seq"] in self.reject_seq:
+                rejected.append((i, "400 entry too far behind"))
+        with self.lock:
+            self.got += [ln for i, ln in enumerate(batch.lines) if i not in dict(rejected)]
+        return SendResult(rejected)
+
+
+def _cfg(tmp: Path, **extra: Any) -> Any:
+    return build_config(
+        {
+            "source": {"path": str(tmp / "logs")},
+            "checkpoint": {"dir": str(tmp / "state"), "interval": "50ms"},
+            "http": {"enabled": False},
+            "batch": {"max_lines": 10, "max_wait": "10ms"},
+            **extra,
+        }
+    )
+
+
+def _data(n: int, service: str = "checkout", bad_every: int = 0) -> bytes:
+    return b"".join(
+        (b"not json" if bad_every and i % bad_every == 5 else line(i, service)) + b"\n"
+        for i in range(n)
+    )
+
+
+def test_two_sinks_out_of_order_rejections_and_checkpoints(tmp_path: Path) -> None:
+    files = {"a": _data(200, bad_every=13), "b": _data(150, "cart")}
+    fast = Recording("fast")
+    slow = Recording("slow", delay=0.01, reject_seq={7, 8})
+    eng = Engine(
+        _cfg(tmp_path),
+        source_factory=lambda c, cp: ListSource(files),
+        sinks=[fast, slow],
+        log=lambda *a, **k: None,
+    )
+    assert eng.run(exit_on_idle=0.2) == 0
+    # Every line reached both sinks once (minus what slow rejected), checkpoints at the ends.
+    valid_a = [ln for ln in files["a"].splitlines() if ln != b"not json"]
+    assert sorted(fast.got) == sorted(valid_a + files["b"].splitlines())
+    assert len(slow.got) == len(fast.got) - 4  # seq 7 and 8 of both files
+    assert eng.checkpoints.get("a") == len(files["a"])
+    assert eng.checkpoints.get("b") == len(files["b"])
+    dead = [
+        orjson.loads(x)
+        for x in (tmp_path / "state" / "quarantine" / "quarantine.ndjson").read_bytes().splitlines()
+    ]
+    sink_dead = [d for d in dead if d["stage"] == "sink"]
+    assert len(sink_dead) == 4
+    assert {d["sink"] for d in sink_dead} == {"slow"}
+    assert all(d["reasons"][0]["message"] == "400 entry too far behind" for d in sink_dead)
+    assert {d["file"] for d in sink_dead} == {"/logs/a.log", "/logs/b.log"}
+    assert sum(d["stage"] == "schema" for d in dead) == len(files["a"].splitlines()) - len(valid_a)
+    assert eng.metrics.totals.dead_lettered == {}  # counted by the sink's own metrics hook
+
+
+def test_a_failing_sink_is_retried_never_acknowledged_early(tmp_path: Path) -> None:
+    files = {"a": _data(30)}
+    sink = Recording("flaky", fail_first=2)
+    logs: list[tuple[str, str]] = []
+    eng = Engine(
+        _cfg(tmp_path),
+        source_factory=lambda c, cp: ListSource(files),
+        sinks=[sink],
+        log=lambda level, msg, **k: logs.append((level, msg)),
+    )
+    assert eng.run(exit_on_idle=0.2) == 0
+    assert sorted(sink.got) == sorted(files["a"].splitlines())
+    assert sum(1 for lv, m in logs if lv == "ERROR" and "retrying" in m) == 2
+    assert eng.checkpoints.get("a") == len(files["a"])
+
+
+def test_checkpoint_save_failure_is_logged_and_retried(tmp_path: Path, monkeypatch: Any) -> None:
+    files = {"a": _data(40)}
+    sink = Recording("s")
+    logs: list[tuple[str, str, dict[str, Any]]] = []
+    eng = Engine(
+        _cfg(tmp_path),
+        source_factory=lambda c, cp: ListSource(files),
+        sinks=[sink],
+        log=lambda level, msg, **k: logs.append((level, msg, k)),
+    )
+    real_save = eng.checkpoints.save
+    failures = {"n": 0}
+
+    def flaky_save() -> None:
+        if failures["n"] < 2:
+            failures["n"] += 1
+            raise CheckpointError("disk full")
+        real_save()
+
+    monkeypatch.setattr(eng.checkpoints, "save", flaky_save)
+    assert eng.run(exit_on_idle=0.3) == 0
+    errors = [x for x in logs if x[0] == "ERROR"]
+    assert len(errors) == 2 and "disk full" in errors[0][2]["error"]
+    saved = orjson.loads((tmp_path / "state" / "checkpoints.json").read_bytes())
+    assert saved["files"]["a"]["offset"] == len(files["a"])
+
+
+def test_too_long_lines_from_the_source_are_quarantined(tmp_path: Path) -> None:
+    from sidecar.source.chunk import TooLong
+
+    data = _data(3)
+    long_at = len(data)
+    tail = line(99) + b"\n"
+
+    class Src(ListSource):
+        def poll(self, max_bytes: int = 1 << 20) -> list[Chunk]:
+            if self.pos["a"]:
+                return []
+            self.pos["a"] = long_at + 5000 + len(tail)
+            c = Chunk("a", "/logs/a.log", 0, self.pos["a"], data + tail)
+            offs, pos = [], 0
+            for ln in data.splitlines():
+                offs.append(pos)
+                pos += len(ln) + 1
+            c.offsets = [*offs, long_at + 5000]  # the long line sits between them on disk
+            c.too_long = [TooLong(long_at, 4999, b'{"level":"INFO","service":"big","message":"xx')]
+            return [c]
+
+    sink = Recording("s")
+    eng = Engine(
+        _cfg(tmp_path),
+        source_factory=lambda c, cp: Src({"a": data}),
+        sinks=[sink],
+        log=lambda *a, **k: None,
+    )
+    eng.run(exit_on_idle=0.2)
+    dead = [
+        orjson.loads(x)
+        for x in (tmp_path / "state" / "quarantine" / "quarantine.ndjson").read_bytes().splitlines()
+    ]
+    assert len(dead) == 1
+    assert dead[0]["reasons"][0]["rule"] == "OBS011" and dead[0]["offset"] == long_at
+    assert dead[0]["reasons"][1] == {"length": 4999} and dead[0]["service"] == "big"
+    assert eng.metrics.totals.quarantined == {"OBS011": 1}
