@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -22,6 +21,7 @@ from sidecar.source.fingerprint import (
     read_at,
 )
 from sidecar.source.fswatch import FsWakeup
+from sidecar.source.lineage import Lineage
 from sidecar.source.osfile import Files, default_files
 from sidecar.source.paths import PathMatcher, Seen, scan
 from sidecar.source.settings import SourceSettings
@@ -30,18 +30,6 @@ from sidecar.source.watcher import WatchedFile
 # After a file-system event, poll at most this often: a busy writer fires thousands of
 # events per second and one poll per event would only burn CPU.
 _MIN_EVENT_GAP = 0.02
-# How many fingerprints' read positions to remember for copy+truncate detection.
-_LINEAGE_MAX = 1024
-
-
-@dataclass(slots=True)
-class _Lineage:
-    """How far content starting with a given first line has been read, and the file's first
-    bytes (up to ``fingerprint_bytes``) so a mere first-line collision is not taken for a copy.
-    Entries seeded from checkpoints at start-up have no sample."""
-
-    offset: int
-    sample: bytes
 
 
 @dataclass(slots=True, frozen=True)
@@ -86,13 +74,9 @@ class Tailer:
         self._pending: dict[tuple[int, int], tuple[int, float]] = {}
         # Read position per fingerprint, shared by files with the same first line: the
         # copy made by copy+truncate continues where the original was read.
-        self._lineage: OrderedDict[str, _Lineage] = OrderedDict()
+        self._lineage = Lineage()
         for key in checkpoints.file_keys():
-            off = checkpoints.get(key) or 0
-            fp = fingerprint_of_key(key)
-            prev = self._lineage.get(fp)
-            if prev is None or prev.offset < off:
-                self._lineage[fp] = _Lineage(off, b"")
+            self._lineage.seed(fingerprint_of_key(key), checkpoints.get(key) or 0)
         self._warnings: list[str] = []
         self._warned: set[str] = set()
         self._first_poll = True
@@ -211,6 +195,8 @@ class Tailer:
                 continue
             if fid.size > w.size:
                 w.last_growth = now
+                if len(w.sample) < self.settings.fingerprint_bytes:
+                    w.sample = read_at(w.f, 0, self.settings.fingerprint_bytes)
             w.size = fid.size
             w.mtime_ns = fid.mtime_ns
 
@@ -221,8 +207,11 @@ class Tailer:
         except OSError as exc:
             self._warn(f"cannot open {s.path}: {exc}")
             return
+        if (fid.dev, fid.ino) != (w.dev, w.ino):
+            f.close()  # renamed between the scan and the open: try again next poll
+            return
         w.f = f
-        if (fid.dev, fid.ino) != (w.dev, w.ino) or fid.size < w.size or not w.head_unchanged():
+        if fid.size < w.size or not w.head_unchanged():
             w.close()
             del self._files[w.key]
             return
@@ -277,7 +266,7 @@ class Tailer:
                 return
             fp = fingerprint(src)
             key = file_key(fp, fid.dev, fid.ino)
-            offset = self._start_offset(key, fp, fid.size, f, s.path)
+            offset = self._start_offset(key, fp, head, fid.size, f, s.path)
             w = WatchedFile(
                 key=key,
                 fp=fp,
@@ -291,6 +280,7 @@ class Tailer:
                 size=fid.size,
                 mtime_ns=fid.mtime_ns,
                 now=now,
+                sample=head,
             )
             if allow_partial and pend is not None:  # its timeout already ran while pending
                 w.partial_size, w.partial_since = pend
@@ -302,7 +292,9 @@ class Tailer:
             if not keep:
                 f.close()
 
-    def _start_offset(self, key: str, fp: str, size: int, f: BinaryIO, path: str) -> int:
+    def _start_offset(
+        self, key: str, fp: str, head: bytes, size: int, f: BinaryIO, path: str
+    ) -> int:
         saved = self.checkpoints.get(key)
         if saved is not None:
             if saved > size:
@@ -312,8 +304,8 @@ class Tailer:
                 )
                 return 0
             return saved
-        lin = self._lineage.get(fp)
-        if lin is not None and _starts_with(f, size, lin.sample):
+        lin = self._lineage.find(fp, head)
+        if lin is not None:
             return lin.offset  # a copy of a file already read (copy+truncate)
         if self._first_poll and self.settings.start_at == "end":
             return self._last_line_start(size, f)
@@ -349,40 +341,17 @@ class Tailer:
                     return
                 if w.drained:
                     continue
-                lin = self._lineage.get(w.fp)
+                # Another file with the same start was read further: this one is its
+                # copy (or the original of a copy already read); skip what was read.
+                lin = self._lineage.find(w.fp, w.sample)
                 if lin is not None and lin.offset > w.offset and w.skip is None:
-                    self._follow_lineage(w, lin)
+                    w.offset = lin.offset
                 try:
                     budget -= w.read(out, min(cap, budget), now, self.settings)
                 except OSError as exc:
                     self._warn(f"cannot read {w.path}: {exc}")
                     continue
-                self._note_lineage(w)
-
-    def _follow_lineage(self, w: WatchedFile, lin: _Lineage) -> None:
-        # Another file with this first line was read further: this one is its copy (or the
-        # original of a copy already read). Skip what was read, unless only the first line
-        # is shared (checked once against the sample).
-        if w.lineage_checked == lin.offset or w.f is None:
-            return
-        w.lineage_checked = lin.offset
-        if _starts_with(w.f, w.size, lin.sample):
-            w.offset = lin.offset
-
-    def _note_lineage(self, w: WatchedFile) -> None:
-        want = min(w.offset, self.settings.fingerprint_bytes)
-        if len(w.sample) < want and w.f is not None:
-            w.sample = read_at(w.f, 0, want)
-        lin = self._lineage.get(w.fp)
-        if lin is None:
-            self._lineage[w.fp] = lin = _Lineage(w.offset, w.sample)
-        elif lin.offset < w.offset:
-            lin.offset = w.offset
-            if len(w.sample) > len(lin.sample):
-                lin.sample = w.sample
-        self._lineage.move_to_end(w.fp)
-        while len(self._lineage) > _LINEAGE_MAX:
-            self._lineage.popitem(last=False)
+                self._lineage.note(w.fp, w.sample, w.offset)
 
     def _release(self, out: list[Chunk], now: float) -> None:
         st = self.settings
@@ -404,9 +373,3 @@ class Tailer:
         if msg not in self._warned:
             self._warned.add(msg)
             self._warnings.append(msg)
-
-
-def _starts_with(f: BinaryIO, size: int, sample: bytes) -> bool:
-    """Does the file start with ``sample`` (as far as both go)?"""
-    n = min(size, len(sample))
-    return n == 0 or read_at(f, 0, n) == sample[:n]

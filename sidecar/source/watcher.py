@@ -42,6 +42,7 @@ class WatchedFile:
         size: int,
         mtime_ns: int,
         now: float,
+        sample: bytes = b"",
     ) -> None:
         self.key = key
         self.fp = fp
@@ -61,8 +62,7 @@ class WatchedFile:
         self.partial_since = 0.0
         self.at_partial = False
         self.skip: _Skip | None = None
-        self.sample = b""  # first bytes (up to fingerprint_bytes) once read: lineage check
-        self.lineage_checked = -1
+        self.sample = sample  # first bytes (up to fingerprint_bytes): tells copies apart
 
     @property
     def drained(self) -> bool:

@@ -197,15 +197,21 @@ def test_same_first_line_in_two_files_is_not_taken_for_a_copy(
     logdir: Path, store: CheckpointStore, settings: SourceSettings
 ) -> None:
     header = b"00000000 service started\n"
-    (logdir / "a.log").write_bytes(header + b"".join(b"%08d a\n" % i for i in range(1, 50)))
+    (logdir / "a.log").write_bytes(header + b"".join(b"%08d a\n" % i for i in range(1, 150)))
     t = Tailer(settings, store)
     r = Reader(t, store)
     r.poll()
-    (logdir / "b.log").write_bytes(header + b"".join(b"%08d b\n" % i for i in range(1, 60)))
+    (logdir / "b.log").write_bytes(header + b"".join(b"%08d b\n" % i for i in range(1, 260)))
     r.poll()
     a_key, b_key = sorted((Path(f.path).name, f.file_key) for f in t.files())
     assert a_key[1].split("-")[0] == b_key[1].split("-")[0]  # same fingerprint...
-    assert len(r.lines) == 50 + 60  # ...but b.log is read whole: not a copy of a.log
+    assert len(r.lines) == 150 + 260  # ...but b.log is read whole: not a copy of a.log
+    # b.log is now read further than a.log: a.log must not jump to b.log's position.
+    with (logdir / "a.log").open("ab") as f:
+        f.write(b"".join(b"%08d a\n" % i for i in range(150, 155)))
+    r.poll()
+    assert r.lines[-5:] == [b"%08d a" % i for i in range(150, 155)]
+    assert len(r.lines) == 150 + 260 + 5
     t.close()
 
 
