@@ -84,6 +84,7 @@ def configure(
             settings.service,
             Redactor(settings.redact_keys, settings.redact_patterns),
             settings.max_line_bytes,
+            _LEVELNO[settings.level],
         )
         old = HUB.writer
         HUB.renderer = renderer

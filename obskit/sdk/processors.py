@@ -11,19 +11,22 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
+from structlog import DropEvent
+
 from obskit.sdk.hub import HUB, Hub
 
-#: structlog method name -> (schema level, ``level_name`` kept when the mapping loses detail).
-METHOD_LEVELS: dict[str, tuple[str, str | None]] = {
-    "debug": ("DEBUG", None),
-    "info": ("INFO", None),
-    "msg": ("INFO", None),
-    "warning": ("WARN", None),
-    "warn": ("WARN", None),
-    "error": ("ERROR", None),
-    "exception": ("ERROR", None),
-    "critical": ("ERROR", "CRITICAL"),
-    "fatal": ("ERROR", "CRITICAL"),
+#: structlog method name -> (schema level, ``level_name`` kept when the mapping loses detail,
+#: stdlib level number).
+METHOD_LEVELS: dict[str, tuple[str, str | None, int]] = {
+    "debug": ("DEBUG", None, 10),
+    "info": ("INFO", None, 20),
+    "msg": ("INFO", None, 20),
+    "warning": ("WARN", None, 30),
+    "warn": ("WARN", None, 30),
+    "error": ("ERROR", None, 40),
+    "exception": ("ERROR", None, 40),
+    "critical": ("ERROR", "CRITICAL", 50),
+    "fatal": ("ERROR", "CRITICAL", 50),
 }
 
 
@@ -45,7 +48,12 @@ class StructlogRenderer:
         if type(event) is not str:
             event = str(event)
         exc = event_dict.pop("exc_info", None) if "exc_info" in event_dict else None
-        level, level_name = METHOD_LEVELS.get(method_name, ("INFO", method_name.upper()))
+        level, level_name, levelno = METHOD_LEVELS.get(
+            method_name, ("INFO", method_name.upper(), 20)
+        )
+        if levelno < renderer.min_levelno:
+            # A logger cached before configure() raised the level still has the old filter.
+            raise DropEvent
         return renderer.render(
             time.time_ns(),
             level,

@@ -123,10 +123,13 @@ def exc_fields(exc_info: Any) -> dict[str, str] | None:
 class Renderer:
     """Precomputed per-configuration state and the hot path that turns a call into bytes."""
 
-    __slots__ = ("_plan", "max_line_bytes", "redactor", "service")
+    __slots__ = ("_plan", "max_line_bytes", "min_levelno", "redactor", "service")
 
-    def __init__(self, service: str, redactor: Redactor, max_line_bytes: int) -> None:
+    def __init__(
+        self, service: str, redactor: Redactor, max_line_bytes: int, min_levelno: int = 0
+    ) -> None:
         self.service = service
+        self.min_levelno = min_levelno
         self.redactor = redactor
         self.max_line_bytes = max_line_bytes
         # key -> (output key, is secret); one dict lookup per field on the hot path.

@@ -224,3 +224,13 @@ def test_warnings_become_records(sdk: Any, log_dir: Path) -> None:
     (rec,) = [orjson.loads(x) for x in read_records(log_dir)]
     assert rec["level"] == "WARN" and rec["logger"] == "py.warnings"
     assert "old api" in rec["message"]
+
+
+def test_raising_the_level_applies_to_cached_loggers(sdk: Any, log_dir: Path) -> None:
+    sdk(level="DEBUG")
+    log = obskit.get_logger("cached")
+    log.debug("kept")  # caches the DEBUG-filtering logger
+    sdk(level="WARN")
+    log.info("dropped now")
+    log.warning("kept too")
+    assert [orjson.loads(x)["message"] for x in read_records(log_dir)] == ["kept", "kept too"]
