@@ -163,8 +163,8 @@ def _junit(res: RunResult) -> str:
         suite = ET.SubElement(suites, "testsuite", name="policy", tests="1", failures="1")
         case = ET.SubElement(suite, "testcase", classname="obskit.policy", name=v.rule)
         ET.SubElement(case, "failure", message=v.format(), type="policy")
-    suites.set("tests", str(len(res.files)))
-    suites.set("failures", str(total_fail))
+    suites.set("tests", str(len(res.files) + len(res.policy_violations)))
+    suites.set("failures", str(total_fail + len(res.policy_violations)))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
 
@@ -193,14 +193,25 @@ def _sarif(res: RunResult) -> str:
             }
         )
     for v in res.policy_violations:
-        results.append(
-            {
-                "ruleId": v.rule,
-                "ruleIndex": rule_ids.index(v.rule),
-                "level": "error",
-                "message": {"text": v.format()},
-            }
-        )
+        policy_result: dict[str, object] = {
+            "ruleId": v.rule,
+            "ruleIndex": rule_ids.index(v.rule),
+            "level": "error",
+            "message": {"text": v.format()},
+        }
+        if res.files:
+            # GitHub code scanning rejects a result without a location: a run-wide finding is
+            # pinned to line 1 of the first input.
+            first = res.files[0].path.replace("\\", "/")
+            policy_result["locations"] = [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": first},
+                        "region": {"startLine": 1},
+                    }
+                }
+            ]
+        results.append(policy_result)
     doc = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",

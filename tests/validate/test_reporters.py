@@ -286,3 +286,18 @@ def test_text_line_always_has_a_column(tmp_path: Path, cli: Cli) -> None:
         "a.log:2:1: OBS001: invalid JSON: unexpected end of line (unterminated string, object"
         " or array)",
     ]
+
+
+def test_policy_violation_in_sarif_has_a_location_and_counts_in_junit(
+    tmp_path: Path, cli: Cli
+) -> None:
+    (tmp_path / "obskit.toml").write_text("[trace_coverage]\nmin_fraction = 0.5\n")
+    (tmp_path / "a.log").write_text(jl(drop=["trace_id", "span_id"]))
+    doc = json.loads(cli("--format", "sarif", "a.log").out)
+    (res,) = doc["runs"][0]["results"]
+    assert res["ruleId"] == "OBS022"
+    loc = res["locations"][0]["physicalLocation"]  # GitHub rejects results without one
+    assert loc == {"artifactLocation": {"uri": "a.log"}, "region": {"startLine": 1}}
+    root = ET.fromstring(cli("--format", "junit", "a.log").out.encode())
+    assert (root.get("tests"), root.get("failures")) == ("2", "1")
+    assert root.find("testsuite[@name='policy']/testcase/failure") is not None
