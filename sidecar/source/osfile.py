@@ -24,6 +24,8 @@ OPEN_EXISTING = 3
 FILE_ATTRIBUTE_NORMAL = 0x80
 FILE_FLAG_SEQUENTIAL_SCAN = 0x08000000
 INVALID_HANDLE_VALUE = -1
+# What INVALID_HANDLE_VALUE looks like through a c_void_p return type (unsigned).
+_INVALID_AS_PTR = ctypes.c_void_p(-1).value
 
 # Win32 error codes -> errno, so callers handle one family of exceptions on every OS.
 _WIN_ERRNO = {2: errno.ENOENT, 3: errno.ENOENT, 5: errno.EACCES, 32: errno.EACCES}
@@ -109,6 +111,11 @@ class WindowsFiles:
     def __init__(self, kernel32: Any = None, msvcrt: Any = None) -> None:
         if kernel32 is None:
             kernel32 = _load_kernel32()
+            # use_last_error: ctypes saves the error right after each call, before Python
+            # code can overwrite it.
+            self._last_error: Any = ctypes.get_last_error  # type: ignore[attr-defined,unused-ignore]
+        else:
+            self._last_error = kernel32.GetLastError
         if msvcrt is None:
             import msvcrt as _msvcrt  # type: ignore[import-not-found,unused-ignore]
 
@@ -118,8 +125,8 @@ class WindowsFiles:
 
     def open_read(self, path: str) -> BinaryIO:
         handle = self._k32.CreateFileW(*create_file_args(path))
-        if handle is None or handle == INVALID_HANDLE_VALUE:
-            code = int(self._k32.GetLastError())
+        if handle is None or handle in (INVALID_HANDLE_VALUE, _INVALID_AS_PTR):
+            code = int(self._last_error())
             raise OSError(_WIN_ERRNO.get(code, errno.EIO), f"cannot open (WinError {code})", path)
         try:
             fd = self._msvcrt.open_osfhandle(handle, os.O_RDONLY | getattr(os, "O_BINARY", 0))
@@ -133,7 +140,7 @@ class WindowsFiles:
         info = ByHandleFileInformation()
         handle = self._msvcrt.get_osfhandle(f.fileno())
         if not self._k32.GetFileInformationByHandle(handle, ctypes.byref(info)):
-            code = int(self._k32.GetLastError())
+            code = int(self._last_error())
             raise OSError(_WIN_ERRNO.get(code, errno.EIO), f"cannot stat (WinError {code})")
         wt = (info.ftLastWriteTime.high << 32) | info.ftLastWriteTime.low
         return FileId(
@@ -149,7 +156,7 @@ def _load_kernel32() -> Any:
     windll = getattr(ctypes, "WinDLL", None)
     if windll is None:
         raise OSError("WindowsFiles needs Windows (kernel32)")
-    k32 = windll("kernel32", use_last_error=False)
+    k32 = windll("kernel32", use_last_error=True)
     k32.CreateFileW.restype = ctypes.c_void_p
     k32.CreateFileW.argtypes = [
         ctypes.c_wchar_p,
@@ -160,7 +167,10 @@ def _load_kernel32() -> Any:
         ctypes.c_uint32,
         ctypes.c_void_p,
     ]
-    k32.GetFileInformationByHandle.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    k32.GetFileInformationByHandle.argtypes = [
+        ctypes.c_void_p,
+        ctypes.POINTER(ByHandleFileInformation),
+    ]
     k32.CloseHandle.argtypes = [ctypes.c_void_p]
     return k32
 

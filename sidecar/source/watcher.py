@@ -111,6 +111,8 @@ class WatchedFile:
             if nlw == 2 and want > 1:
                 want &= ~1
             block = read_at(f, self.offset, want)
+            if nlw == 2 and len(block) > 1 and len(block) % 2:
+                block = block[:-1]  # half a UTF-16 code unit: the writer is mid-write
             if not block:
                 break
             total += len(block)

@@ -31,17 +31,18 @@ def test_windows_open_flags_share_read_write_delete() -> None:
 class FakeKernel32:
     """CreateFileW backed by os.open; handles are fds. Records calls."""
 
-    def __init__(self, fail_code: int | None = None) -> None:
+    def __init__(self, fail_code: int | None = None, invalid: int = -1) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.closed: list[int] = []
         self.fail_code = fail_code
+        self.invalid = invalid
         self.last_error = 0
 
     def CreateFileW(self, *args: Any) -> int:
         self.calls.append(args)
         if self.fail_code is not None:
             self.last_error = self.fail_code
-            return -1
+            return self.invalid
         return os.open(args[0], os.O_RDONLY)
 
     def GetLastError(self) -> int:
@@ -101,9 +102,13 @@ def test_windows_branch_opens_reads_and_identifies(tmp_path: Path) -> None:
 def test_windows_open_errors_map_to_python_exceptions(
     tmp_path: Path, code: int, exc: type[OSError]
 ) -> None:
-    wf = WindowsFiles(kernel32=FakeKernel32(fail_code=code), msvcrt=FakeMsvcrt())
-    with pytest.raises(exc, match=f"WinError {code}"):
-        wf.open_read(str(tmp_path / "x.log"))
+    # INVALID_HANDLE_VALUE as -1 and as it comes back through a c_void_p return type.
+    for invalid in (-1, ctypes.c_void_p(-1).value or 0):
+        k32 = FakeKernel32(fail_code=code, invalid=invalid)
+        wf = WindowsFiles(kernel32=k32, msvcrt=FakeMsvcrt())
+        with pytest.raises(exc, match=f"WinError {code}"):
+            wf.open_read(str(tmp_path / "x.log"))
+        assert k32.closed == []
 
 
 def test_windows_handle_closed_when_wrapping_fails(tmp_path: Path) -> None:
