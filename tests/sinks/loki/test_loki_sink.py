@@ -283,3 +283,33 @@ def test_config_validation(kw, msg):
     kw.setdefault("url", "http://127.0.0.1:1")
     with pytest.raises(ValueError, match=msg):
         Config(**kw)
+
+
+def test_mixed_faults_every_line_delivered_duplicates_only_from_unknown_outcomes(loki):
+    """Ten batches through 500s, 429s, resets and slow answers: nothing lost; the only copies
+    sent twice are those of pushes Loki stored but could not confirm."""
+    s, _ = sink(loki.url, timeout=0.3, batch_max_bytes=64 * 1024)
+    batches = [
+        batch([record(k * 1000 + i, service=f"s{i % 4}") for i in range(300)]) for k in range(10)
+    ]
+    unknown_pushes = 0
+    for k, b in enumerate(batches):
+        if k % 5 == 0:
+            loki.fail_next(2, 500)  # not stored
+        elif k % 5 == 1:
+            loki.fail_next(1, 429, retry_after="0")
+        elif k % 5 == 2:
+            loki.reset_next(1, store=True)  # stored, answer lost
+            unknown_pushes += 1
+        elif k % 5 == 3:
+            loki.stall_next(1, seconds=0.6, store=True)  # stored, answer too late
+            unknown_pushes += 1
+        assert s.send(b).rejected == []
+    st = loki.stats()
+    want = {line.decode() for b in batches for line in b.lines}
+    assert set(loki.lines()) == want and len(want) == 3000
+    dups = st["duplicates_stored"] + st["duplicates_dropped"]
+    # 4 pushes had an unknown outcome; each is at most batch_max_bytes of entries.
+    assert s.resent_after_unknown == unknown_pushes == 4
+    assert 0 < dups <= 4 * (64 * 1024 // 200)
+    assert st["duplicates_stored"] == 0  # all still in Loki's head block
