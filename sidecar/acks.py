@@ -84,6 +84,15 @@ class AckTracker:
                 del self._files[key]
         self._cond.notify_all()
 
+    def abandon(self, seq: int) -> None:
+        """Batch ``seq`` will not be delivered by every sink (shutting down with a full
+        queue): stop waiting for it. Its files' checkpoints never move past it."""
+        with self._lock:
+            p = self._pending.pop(seq, None)
+            if p is not None:
+                self.inflight_bytes -= p.nbytes
+                self._cond.notify_all()
+
     def take_advanced(self) -> dict[str, tuple[str, int]]:
         """File key -> (path, offset) the checkpoint may move to since the last call."""
         with self._lock:

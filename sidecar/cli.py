@@ -99,7 +99,7 @@ def run_sidecar(cfg: LoadedConfig, exit_on_idle: float | None = None) -> int:
             listen=f"{a[0]}:{a[1]}" if a else None,
         )
         code = engine.run(exit_on_idle)
-    except OSError as exc:
+    except Exception as exc:  # a start-up failure must be one clear line, then exit 1
         log("ERROR", f"cannot start: {exc}", error=type(exc).__name__)
         engine.shutdown()
         code = 1

@@ -84,6 +84,7 @@ class Engine:
         self._last_lag = 0.0
         self._dirty = False
         self._last_data = time.monotonic()
+        self._deadline: float | None = None
 
     # control -----------------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -212,10 +213,16 @@ class Engine:
         )
         paths = {k: p for k, (p, _) in ob.marks.items()}
         for w in self.workers:
-            if not w.put(batch, paths, self.stop_event):
-                # Stopping while a queue is full: the batch is not acknowledged by this sink,
-                # so its lines stay behind the checkpoint and are read again after restart.
+            if not w.put(batch, paths, self._give_up):
+                # Stopping while a queue is full: this sink will not get the batch, so it is
+                # never acknowledged; its lines stay behind the checkpoint and are read again.
+                self.tracker.abandon(seq)
                 return
+
+    def _give_up(self) -> bool:
+        if self._deadline is not None:
+            return time.monotonic() >= self._deadline
+        return self.stop_event.is_set()
 
     def _apply_acks(self) -> None:
         for key, (path, offset) in self.tracker.take_advanced().items():
@@ -237,6 +244,8 @@ class Engine:
             except OSError:
                 lags = {}
             self.metrics.set_file_lag(lags)
+            for w in getattr(self.source, "warnings", list)():
+                self.log("WARN", str(w), component="source")
 
     def _save(self) -> None:
         self._last_save = time.monotonic()
@@ -269,8 +278,8 @@ class Engine:
         self.metrics.ready.set(0)
         if self.source is not None:
             self.source.stop()
+        deadline = self._deadline = time.monotonic() + self.cfg.config.shutdown_timeout
         self._dispatch_open()
-        deadline = time.monotonic() + self.cfg.config.shutdown_timeout
         while time.monotonic() < deadline and self.tracker.pending:
             self.tracker.wait_idle(min(0.2, max(0.0, deadline - time.monotonic())))
             self._apply_acks()

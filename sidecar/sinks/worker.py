@@ -39,16 +39,16 @@ class SinkWorker:
     def start(self) -> None:
         self.thread.start()
 
-    def put(self, batch: Batch, paths: dict[str, str], stop: threading.Event) -> bool:
+    def put(self, batch: Batch, paths: dict[str, str], give_up: Callable[[], bool]) -> bool:
         """Queue ``batch`` (``paths``: file key -> path, for dead letters); blocks while the
-        queue is full; False if ``stop`` was set first."""
-        while not stop.is_set():
+        queue is full; False if ``give_up()`` became true first (checked after each try)."""
+        while True:
             try:
                 self.queue.put((batch, paths), timeout=0.2)
                 return True
             except queue.Full:
-                continue
-        return False
+                if give_up() or not self.thread.is_alive():
+                    return False
 
     def finish(self) -> None:
         """No more batches: the thread exits after the queued ones (or on stop)."""

@@ -225,3 +225,44 @@ def test_too_long_lines_from_the_source_are_quarantined(tmp_path: Path) -> None:
     assert dead[0]["reasons"][0]["rule"] == "OBS011" and dead[0]["offset"] == long_at
     assert dead[0]["reasons"][1] == {"length": 4999} and dead[0]["service"] == "big"
     assert eng.metrics.totals.quarantined == {"OBS011": 1}
+
+
+def test_stop_hands_over_the_open_batch_and_returns_promptly(tmp_path: Path) -> None:
+    files = {"a": _data(25)}
+    sink = Recording("s")
+    cfg = _cfg(tmp_path, batch={"max_lines": 1000, "max_wait": "1h"}, shutdown_timeout="30s")
+    eng = Engine(
+        cfg, source_factory=lambda c, cp: ListSource(files), sinks=[sink], log=lambda *a, **k: None
+    )
+    threading.Timer(0.5, eng.request_stop).start()
+    t0 = time.monotonic()
+    assert eng.run() == 0
+    assert time.monotonic() - t0 < 10  # not the 30 s shutdown deadline
+    assert sorted(sink.got) == sorted(files["a"].splitlines())
+    assert eng.checkpoints.get("a") == len(files["a"])
+
+
+def test_a_stuck_sink_is_stopped_at_the_deadline_and_nothing_is_acknowledged(
+    tmp_path: Path,
+) -> None:
+    from sidecar.sinks.base import SinkStopped
+
+    class Stuck(Recording):
+        def send(self, batch: Batch) -> SendResult:
+            self.stopping.wait()  # a backend that never answers; waits end on shutdown
+            raise SinkStopped
+
+    files = {"a": _data(40)}
+    stuck, ok = Stuck("stuck"), Recording("ok")
+    eng = Engine(
+        _cfg(tmp_path, shutdown_timeout="1s"),
+        source_factory=lambda c, cp: ListSource(files),
+        sinks=[ok, stuck],
+        log=lambda *a, **k: None,
+    )
+    threading.Timer(0.5, eng.request_stop).start()
+    t0 = time.monotonic()
+    assert eng.run() == 0
+    assert time.monotonic() - t0 < 10
+    assert eng.checkpoints.get("a") in (None, 0)  # one sink never confirmed anything
+    assert sorted(ok.got) == sorted(files["a"].splitlines())
