@@ -24,6 +24,12 @@ from pathlib import Path
 
 def _usage() -> tuple[float, int]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
+    status = Path("/proc/self/status")
+    if status.exists():
+        # VmHWM belongs to this address space; ru_maxrss is inherited from the forking parent.
+        for ln in status.read_text().splitlines():
+            if ln.startswith("VmHWM:"):
+                return ru.ru_utime + ru.ru_stime, int(ln.split()[1]) * 1024
     return ru.ru_utime + ru.ru_stime, ru.ru_maxrss * 1024  # Linux: KiB
 
 
