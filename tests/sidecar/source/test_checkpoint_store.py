@@ -221,3 +221,31 @@ def test_resume_by_fingerprint_when_inodes_change(tmp_path: Path) -> None:
     r.poll()
     assert numbers(r.lines) == [30]
     t2.close()
+
+
+def test_windows_replace_retries_a_briefly_locked_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Windows an antivirus holding checkpoints.json makes os.replace fail for a moment."""
+    import sys
+
+    from sidecar import checkpoint as cp_mod
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    real_replace = os.replace
+    failures = [2]
+
+    def flaky(src: object, dst: object) -> None:
+        if failures[0]:
+            failures[0] -= 1
+            raise PermissionError(13, "The process cannot access the file")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cp_mod.os, "replace", flaky)
+    s = CheckpointStore(tmp_path / "cp.json")
+    s.advance("k", 7, "a.log")
+    s.save()
+    assert failures == [0]
+    monkeypatch.undo()
+    again = CheckpointStore(tmp_path / "cp.json")
+    assert again.load() == [] and again.get("k") == 7
