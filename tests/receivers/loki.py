@@ -30,6 +30,7 @@ and ``instance.go``):
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import gzip
 import json
@@ -39,6 +40,7 @@ import struct
 import threading
 import time
 import urllib.parse
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -135,8 +137,11 @@ class _Stream:
     entries: list[tuple[int, int, str, tuple[tuple[str, str], ...]]] = field(default_factory=list)
     highest: int = -1
     count: int = 0
-    head: dict[tuple[int, str], int] = field(default_factory=dict)
-    seen: set[tuple[int, str]] = field(default_factory=set)
+    # Exact-duplicate detection by hash of (timestamp, line): the head block (recent bytes,
+    # evicted in order) and everything ever stored (to count stored duplicates).
+    head: dict[int, int] = field(default_factory=dict)
+    head_order: deque[tuple[int, int]] = field(default_factory=deque)
+    seen: set[int] = field(default_factory=set)
     cum: int = 0
 
 
@@ -463,17 +468,27 @@ class LokiReceiver:
                 continue
             n = len(e.line) + 16
             if full:
-                key = (e.ts, e.line)
-                pos = s.head.get(key)
-                if pos is not None and s.cum - pos < self.limits.head_block_bytes:
+                window = self.limits.head_block_bytes
+                while s.head_order and s.cum - s.head_order[0][1] >= window:
+                    old, at = s.head_order.popleft()
+                    if s.head.get(old) == at:
+                        del s.head[old]
+                key = hash((e.ts, e.line))
+                if key in s.head:
                     self.counters.duplicates_dropped += 1
                     continue
                 if key in s.seen:
                     self.counters.duplicates_stored += 1
                 s.seen.add(key)
                 s.head[key] = s.cum
+                s.head_order.append((key, s.cum))
                 self._seq += 1
-                s.entries.append((e.ts, self._seq, e.line, tuple(e.sm)))
+                item = (e.ts, self._seq, e.line, tuple(e.sm) if e.sm else ())
+                # Kept sorted by time (then arrival) so queries can bisect a time range.
+                if not s.entries or e.ts >= s.entries[-1][0]:
+                    s.entries.append(item)
+                else:
+                    bisect.insort(s.entries, item)
             s.cum += n
             s.count += 1
             s.highest = max(s.highest, e.ts)
@@ -532,9 +547,9 @@ class LokiReceiver:
             for (ten, key), s in self._streams.items():
                 if ten != tenant or not q.stream_matches(s.labels):
                     continue
-                for ts, seq, line, sm_t in s.entries:
-                    if not start <= ts < end:
-                        continue
+                ents = s.entries
+                lo, hi = bisect.bisect_left(ents, (start,)), bisect.bisect_left(ents, (end,))
+                for ts, seq, line, sm_t in ents[lo:hi]:
                     sm = dict(sm_t)
                     ok, parsed = q.run(line, s.labels, sm)
                     if ok:
