@@ -51,6 +51,7 @@ PUSH_PATH = "/loki/api/v1/push"
 MAX_LABELS = 15  # Loki's default max_label_names_per_series
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _RESERVED = {"service", "level", "service_name"}
+_LOKI_ADDED = frozenset({"service_name", "__stream_shard__"})
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -482,9 +483,9 @@ class LokiSink(Sink):
             return None
         for key in streams:
             ours = self._stream_labels.get(key, {})
-            theirs = labels
-            if "service_name" in theirs and "service_name" not in ours:
-                theirs = {k: v for k, v in theirs.items() if k != "service_name"}
+            # Labels Loki adds itself: service_name (Loki 3 discovery) and the shard label of
+            # streams split by rate (shard_streams); not part of what we sent.
+            theirs = {k: v for k, v in labels.items() if k in ours or k not in _LOKI_ADDED}
             if theirs == ours:
                 return key
         return None

@@ -60,3 +60,20 @@ def test_unknown_text_is_not_guessed():
 
 def test_go_time_with_offset():
     assert parse_go_time("2025-01-01 02:00:00 +0200 EET") == 1735689600 * 10**9
+
+
+def test_sharded_stream_in_ingester_reply_matches_our_stream():
+    from sidecar.sinks.loki import Config, LokiSink
+
+    sink = LokiSink("t", Config(url="http://127.0.0.1:1"))
+    sink._instance = "i"
+    key = sink._stream_key("api", "INFO")
+    theirs = {
+        "service": "api",
+        "level": "INFO",
+        "instance": "i",
+        "service_name": "api",
+        "__stream_shard__": "2",
+    }
+    assert sink._match_stream(theirs, {key: [0]}) == key
+    assert sink._match_stream({**theirs, "level": "WARN"}, {key: [0]}) is None
