@@ -128,6 +128,16 @@ class Metrics:
         self.totals.quarantined[rule] += 1
         self.totals.examples.setdefault(rule, example)
 
+    def quarantined_many(self, counts: dict[tuple[str, str | None], int]) -> None:
+        """Several quarantined lines at once: ``(rule, service) -> lines``."""
+        for (rule, service), n in counts.items():
+            self.lines_quarantined.labels(rule, service or "unknown").inc(n)
+            self.totals.quarantined[rule] += n
+
+    def example(self, rule: str, reason: str) -> None:
+        """Keep the first reason seen for ``rule`` (for summaries)."""
+        self.totals.examples.setdefault(rule, reason)
+
     def repaired(self, rule: str) -> None:
         self.lines_repaired.labels(rule).inc()
         self.totals.repaired[rule] += 1

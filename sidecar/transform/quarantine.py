@@ -35,9 +35,16 @@ def guess_service(line: bytes) -> str | None:
     return m.group(1).decode() if m else None
 
 
+_second: list[Any] = [None, ""]
+
+
 def utc_now() -> str:
+    """Current UTC time, RFC 3339 with milliseconds (the formatted second is cached)."""
     t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+    sec = int(t)
+    if _second[0] != sec:
+        _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_second[1]}.{int((t - sec) * 1000):03d}Z"
 
 
 class DeadLetter:
@@ -72,8 +79,10 @@ class DeadLetter:
         stage: str = "schema",
         sink: str | None = None,
         line_number: int | None = None,
+        service: str | None = "",
     ) -> None:
-        """Append one entry (buffered; :meth:`flush` makes it durable)."""
+        """Append one entry (buffered; :meth:`flush` makes it durable). ``service`` is
+        guessed from the line unless given (``None``: known to have none)."""
         entry: dict[str, Any] = {
             "time": utc_now(),
             "stage": stage,
@@ -82,7 +91,7 @@ class DeadLetter:
             "file_key": file_key,
             "offset": offset,
             "line_number": line_number,
-            "service": guess_service(line),
+            "service": guess_service(line) if service == "" else service,
             "reasons": reasons,
         }
         try:

@@ -7,6 +7,7 @@ valid lines goes through as the validator's own line list and record list.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
@@ -73,12 +74,15 @@ class SchemaStage:
         if not errors:
             return Prepared(chunk.file_key, chunk.path, lines, records, offsets, chunk.end)
         drop: list[int] = []
+        counts: Counter[tuple[str, str | None]] = Counter()
         for i in sorted(errors):
-            out = self._invalid(chunk, lines[i], offsets[i], res.violations[i])
+            out = self._invalid(chunk, lines[i], offsets[i], res.violations[i], counts)
             if out is None:
                 drop.append(i)
             else:
                 lines[i], records[i] = out
+        if counts:
+            self.metrics.quarantined_many(counts)
         # Few lines are dropped: delete them in place from the end (C memmoves, no per-line
         # Python loop over the whole chunk).
         for i in sorted(drop, reverse=True):
@@ -86,7 +90,12 @@ class SchemaStage:
         return Prepared(chunk.file_key, chunk.path, lines, records, offsets, chunk.end)
 
     def _invalid(
-        self, chunk: Chunk, line: bytes, offset: int, violations: list[Violation]
+        self,
+        chunk: Chunk,
+        line: bytes,
+        offset: int,
+        violations: list[Violation],
+        counts: Counter[tuple[str, str | None]],
     ) -> tuple[bytes, Record] | None:
         errors = [v for v in violations if v.severity == "error"]
         actions = {self.action(v.rule) for v in errors}
@@ -101,14 +110,19 @@ class SchemaStage:
             for v in errors:
                 self.metrics.forwarded_invalid(v.rule)
             return line, self._loose_record(line)
+        service = guess_service(line)
         self.dead.write(
             line,
             file=chunk.path,
             file_key=chunk.file_key,
             offset=offset,
             reasons=violation_reasons(errors),
+            service=service,
         )
-        self.metrics.quarantined(errors[0].rule, guess_service(line), errors[0].format())
+        rule = errors[0].rule
+        counts[rule, service] += 1
+        if rule not in self.metrics.totals.examples:
+            self.metrics.example(rule, errors[0].format())
         return None
 
     def _quarantine_too_long(self, chunk: Chunk, tl: Any) -> None:
