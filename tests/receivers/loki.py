@@ -59,6 +59,7 @@ from .loki_wire import (
     go_duration,
     go_time_string,
     labels_string,
+    parse_duration,
     parse_labels,
     parse_time_param,
     rfc3339,
@@ -519,7 +520,10 @@ class LokiReceiver:
         now = self.now_ns()
         try:
             end = parse_time_param(params["end"]) if "end" in params else now
-            start = parse_time_param(params["start"]) if "start" in params else end - HOUR
+            if "start" in params:
+                start = parse_time_param(params["start"])
+            else:
+                start = end - (parse_duration(params["since"]) if "since" in params else HOUR)
         except ValueError as exc:
             raise HTTPError(400, str(exc)) from exc
         if end < start:

@@ -352,3 +352,11 @@ def test_categorized_entries_always_have_a_third_element(rx: LokiReceiver):
     push(rx, pb([(SVC, [(NOW - 1, "plain", {})])]))
     r = _query(rx, '{service="api"}', flags="categorize-labels", start=str(NOW - 10), end=str(NOW))
     assert r.json()["data"]["result"][0]["values"] == [[str(NOW - 1), "plain", {}]]
+
+
+def test_since_parameter(rx: LokiReceiver):
+    push(rx, pb([(SVC, [(NOW - 2 * 3600 * 10**9, "old", {}), (NOW - 10**9, "new", {})])]))
+    r = _query(rx, '{service="api"}', end=str(NOW), since="3h")
+    assert [v[1] for v in r.json()["data"]["result"][0]["values"]] == ["new", "old"]
+    r = _query(rx, '{service="api"}', end=str(NOW))  # default: the last hour
+    assert [v[1] for v in r.json()["data"]["result"][0]["values"]] == ["new"]
