@@ -473,7 +473,10 @@ def static_fields(enrich: EnrichConfig, env: Mapping[str, str]) -> dict[str, str
     host = enrich.host or env.get("NODE_NAME") or socket.gethostname()
     if host:
         out["host"] = host
+    # In Kubernetes a pod's HOSTNAME is its name (unless the Downward API sets POD_NAME).
     pod = enrich.pod or env.get("POD_NAME")
+    if not pod and env.get("KUBERNETES_SERVICE_HOST"):
+        pod = env.get("HOSTNAME")
     if pod:
         out["pod"] = pod
     container = enrich.container or env.get("CONTAINER_NAME")

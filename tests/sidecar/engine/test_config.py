@@ -144,3 +144,18 @@ def test_backend_sinks_and_top_level_credential_references(tmp_path: Path) -> No
     es, os_ = cfg.sinks[1].config, cfg.sinks[2].config
     assert es.auth.api_key_file == "/run/secrets/es_api_key"
     assert (os_.auth.username, os_.auth.password_env) == ("u", "OS_PW")
+
+
+def test_enrichment_from_the_container_environment(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("source: {path: x}\nenrich: {image_version: v1.2.0, build_tags: [build-7, rc]}\n")
+    k8s = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "HOSTNAME": "web-5d9f-abc", "NODE_NAME": "n1"}
+    s = load_config(p, env=k8s).static
+    assert (s["pod"], s["host"], s["image_version"], s["build_tags"]) == (
+        "web-5d9f-abc",
+        "n1",
+        "v1.2.0",
+        "build-7,rc",
+    )
+    plain = load_config(p, env={"HOSTNAME": "box", "CONTAINER_NAME": "app"}).static
+    assert "pod" not in plain and plain["container"] == "app"
