@@ -71,9 +71,10 @@ def start_receiver(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("receiver did not start")
 
 
-def run_e2e(work: Path, lines: int) -> dict[str, float]:
+def run_e2e(work: Path, lines: int, inflight: str | None) -> dict[str, float]:
+    work = work / f"e2e-{inflight or 'default'}"
     logs, state = work / "logs", work / "state"
-    logs.mkdir()
+    logs.mkdir(parents=True)
     state.mkdir()
     size = write_corpus(logs / "app.log", lines)
     port = free_port()
@@ -83,7 +84,8 @@ def run_e2e(work: Path, lines: int) -> dict[str, float]:
         f"source:\n  path: {json.dumps(str(logs))}\n"
         f"checkpoint:\n  dir: {json.dumps(str(state))}\n"
         "http:\n  enabled: false\n"
-        "sinks:\n"
+        + (f"memory:\n  max_inflight_bytes: {inflight}\n" if inflight else "")
+        + "sinks:\n"
         "  - name: es\n    type: elasticsearch\n"
         f"    url: http://127.0.0.1:{port}\n    gzip: true\n",
         encoding="utf-8",
@@ -198,24 +200,73 @@ def run_encode(work: Path, lines: int) -> dict[str, float]:
     }
 
 
+def run_sink_alone(work: Path, lines: int) -> dict[str, float]:
+    """Pre-validated batches of 20,000 lines through the sink alone (no tailing)."""
+    from obskit.schema.record import Record
+    from sidecar.sinks.base import Batch
+    from sidecar.sinks.elasticsearch import Config, ElasticsearchSink
+
+    path = work / "sink.log"
+    write_corpus(path, lines)
+    ln, recs, ids = load_batch(path, lines)
+    batches = [
+        Batch(
+            n,
+            ln[i : i + 20_000],
+            [r for r in recs[i : i + 20_000] if isinstance(r, Record)],
+            ids[i : i + 20_000],
+            dict(STATIC),
+        )
+        for n, i in enumerate(range(0, len(ln), 20_000))
+    ]
+    port = free_port()
+    rx = start_receiver(port)
+    try:
+        sink = ElasticsearchSink("bench", Config(url=f"http://127.0.0.1:{port}"))
+        sink.start()
+        c0, t0 = time.process_time(), time.perf_counter()
+        for b in batches:
+            assert not sink.send(b).rejected
+        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        sink.close()
+        stats = httpx.get(f"http://127.0.0.1:{port}/_receiver/stats").json()
+    finally:
+        rx.terminate()
+        rx.wait(10)
+    n = len(ln)
+    assert stats["docs_stored"] == n, stats
+    return {"docs": n, "lines_per_s": n / wall, "cpu_s_per_million": cpu * 1e6 / n}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--encode-lines", type=int, default=200_000)
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument("--skip-encode", action="store_true")
+    ap.add_argument("--skip-sink", action="store_true")
+    ap.add_argument(
+        "--inflight", action="append", help="memory.max_inflight_bytes for e2e (repeatable)"
+    )
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="obskit-bench-es-") as tmp:
         work = Path(tmp)
-        if not a.skip_e2e:
-            r = run_e2e(work, a.lines)
+        for inflight in [] if a.skip_e2e else (a.inflight or [None]):
+            r = run_e2e(work, a.lines, inflight)
             print(
-                f"end to end: {r['lines']:,} lines ({r['bytes'] / 1e6:.0f} MB) -> "
+                f"end to end (max_inflight_bytes {inflight or 'default'}): {r['lines']:,} lines "
+                f"({r['bytes'] / 1e6:.0f} MB) -> "
                 f"{r['docs']:,} docs "
                 f"(non-201 items: {r['items_non_201']}) in {r['seconds']:.2f} s = "
                 f"{r['lines_per_s']:,.0f} lines/s; sidecar CPU {r['cpu_s']:.2f} s "
                 f"({r['cpu_s_per_million']:.2f} CPU-s per million lines), peak RSS "
                 f"{r['rss_mib']:.0f} MiB; gzip ratio {r['gzip_ratio']:.1f}x"
+            )
+        if not a.skip_sink:
+            k = run_sink_alone(work, a.lines)
+            print(
+                f"sink alone: {k['docs']:,} docs in batches of 20,000: {k['lines_per_s']:,.0f} "
+                f"lines/s, {k['cpu_s_per_million']:.2f} CPU-s per million"
             )
         if not a.skip_encode:
             e = run_encode(work, a.encode_lines)

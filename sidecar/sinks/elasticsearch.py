@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Literal
 
 import cramjam
@@ -94,6 +96,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     batch_max_bytes: ByteSize = ByteSize(5 * 1024 * 1024)
     #: Most documents per ``_bulk`` request.
     batch_max_docs: int = 10_000
+    #: ``_bulk`` requests of one batch in flight at once (the next is encoded meanwhile).
+    concurrency: int = 2
     #: Backoff between retries of 429s, 5xx and network errors (never gives up).
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
     #: Informational (``es-setup`` detects the flavour from ``GET /``); the sink speaks the
@@ -112,6 +116,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("namespace: lower case, without '-' (data stream naming scheme)")
         if self.batch_max_bytes < 1024:
             raise ValueError("batch_max_bytes: must be at least 1KiB")
+        if not 1 <= self.concurrency <= 16:
+            raise ValueError("concurrency: 1 to 16")
         if self.batch_max_docs < 1:
             raise ValueError("batch_max_docs: must be at least 1")
         if not 0 <= self.gzip_level <= 9:
@@ -181,10 +187,16 @@ class ElasticsearchSink(Sink):
             self._headers["Content-Encoding"] = "gzip"
         #: Lines Elasticsearch already held (409 on create): delivered, not stored again.
         self.duplicates = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        if self._pool is None and self.config.concurrency > 1:
+            self._pool = ThreadPoolExecutor(
+                self.config.concurrency, thread_name_prefix=f"sink-{self.name}"
+            )
         if self._client is None:
             self._client = make_client(
                 timeout=float(self.config.timeout),
@@ -194,6 +206,9 @@ class ElasticsearchSink(Sink):
             )
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -220,8 +235,7 @@ class ElasticsearchSink(Sink):
         backoff = Backoff(self.config.retry)
         while pending:
             rnd = _Round()
-            for chunk, body in self._requests(pending, item):
-                self._send_chunk(chunk, body, item, rnd, rejected)
+            self._send_all(pending, item, rnd, rejected)
             if not rnd.retry:
                 break
             pending = sorted(rnd.retry)
@@ -238,6 +252,34 @@ class ElasticsearchSink(Sink):
             if self.stopping.wait(delay):
                 raise SinkStopped(f"{self.name}: stopping with {len(pending)} lines unsent")
         return SendResult(sorted(rejected.items()))
+
+    def _send_all(
+        self,
+        pending: list[int],
+        item: Callable[[int], bytes],
+        rnd: _Round,
+        rejected: dict[int, str],
+    ) -> None:
+        """Encode requests in this thread and send up to ``concurrency`` at a time, so the
+        next request is encoded while the cluster works on the previous one."""
+        pool = self._pool
+        if pool is None:
+            for chunk, body in self._requests(pending, item):
+                self._send_chunk(chunk, body, item, rnd, rejected)
+            return
+        running: set[Future[None]] = set()
+        try:
+            for chunk, body in self._requests(pending, item):
+                if len(running) >= self.config.concurrency:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        f.result()
+                running.add(pool.submit(self._send_chunk, chunk, body, item, rnd, rejected))
+        finally:
+            # Never leave a request behind: results (or SinkStopped) after all have ended.
+            done, _ = wait(running)
+        for f in done:
+            f.result()
 
     def _requests(
         self, pending: list[int], item: Callable[[int], bytes]
@@ -353,7 +395,8 @@ class ElasticsearchSink(Sink):
                 ok += 1
             elif status == 409 and self.config.op_type == "create":
                 ok += 1
-                self.duplicates += 1
+                with self._lock:
+                    self.duplicates += 1
             elif status == 429 or status >= 500:
                 rnd.retry.append(i)
                 rnd.cause = "429" if status == 429 else "5xx"

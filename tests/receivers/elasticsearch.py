@@ -85,6 +85,7 @@ class Stats:
     faults_fired: Counter[str] = field(default_factory=Counter)
     search_requests: int = 0
     auth_failures: int = 0
+    max_concurrent_bulk: int = 0  # most _bulk requests being handled at the same time
     first_bulk_at: float = 0.0  # wall clock (time.time()) of the first and last bulk answer
     last_bulk_at: float = 0.0
 
@@ -100,6 +101,7 @@ class Stats:
             "duplicates_prevented": self.duplicates_prevented,
             "faults_fired": dict(self.faults_fired),
             "search_requests": self.search_requests,
+            "max_concurrent_bulk": self.max_concurrent_bulk,
             "first_bulk_at": self.first_bulk_at,
             "last_bulk_at": self.last_bulk_at,
         }
@@ -511,6 +513,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _bulk(self, default_index: str | None, body: bytes, wire: int) -> None:
         rec = self.server.receiver
+        with rec.cluster.lock:
+            rec.bulk_in_progress += 1
+            rec.stats.max_concurrent_bulk = max(rec.stats.max_concurrent_bulk, rec.bulk_in_progress)
+        try:
+            self._bulk_body(default_index, body, wire)
+        finally:
+            with rec.cluster.lock:
+                rec.bulk_in_progress -= 1
+
+    def _bulk_body(self, default_index: str | None, body: bytes, wire: int) -> None:
+        rec = self.server.receiver
         ctype = self.headers.get("Content-Type", "")
         if not ctype:
             raise EsError(
@@ -758,6 +771,7 @@ class EsReceiver:
         self.count_only = count_only
         self.cluster = Cluster(flavor)
         self.stats = Stats()
+        self.bulk_in_progress = 0
         self.faults = Faults()
         self._port = port
         self._server: _Server | None = None

@@ -135,6 +135,20 @@ def test_batch_limits_cut_requests(es_receiver: EsReceiver, sink_factory: Factor
     assert es_receiver.stats.bulk_requests == 3
 
 
+def test_concurrent_requests_of_one_batch(es_receiver: EsReceiver, sink_factory: Factory) -> None:
+    sink = sink_factory(es_receiver.url, batch_max_docs=5, concurrency=2)
+    es_receiver.faults.stall(0.2, n=4)
+    assert sink.send(make_batch([line(i) for i in range(40)])).rejected == []
+    assert es_receiver.stats.bulk_requests == 8
+    assert es_receiver.stats.max_concurrent_bulk == 2  # never more than configured
+    assert es_receiver.count("logs-*") == 40 and es_receiver.stats.items[409] == 0
+    one = sink_factory(es_receiver.url, batch_max_docs=5, concurrency=1)
+    es_receiver.stats.max_concurrent_bulk = 0
+    es_receiver.faults.stall(0.1, n=2)
+    assert one.send(make_batch([line(i) for i in range(40, 60)])).rejected == []
+    assert es_receiver.stats.max_concurrent_bulk == 1
+
+
 def test_outage_500_then_recovery(es_receiver: EsReceiver, sink_factory: Factory) -> None:
     sink = sink_factory(es_receiver.url)
     sink.metrics = rec = Recorder()
