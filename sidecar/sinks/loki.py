@@ -45,7 +45,13 @@ from sidecar.sinks.http import (
     retry_after,
 )
 from sidecar.sinks.loki_errors import LokiError, parse_reply
-from sidecar.sinks.loki_proto import compress, encode_stream, trace_metadata
+from sidecar.sinks.loki_proto import (
+    SPAN_HDR,
+    TRACE_HDR,
+    compress,
+    encode_stream,
+    trace_metadata,
+)
 
 PUSH_PATH = "/loki/api/v1/push"
 MAX_LABELS = 15  # Loki's default max_label_names_per_series
@@ -299,10 +305,25 @@ class LokiSink(Sink):
             sm: list[bytes] | None = None
             if sm_on:
                 sm = []
+                append = sm.append
                 for i in idx:
                     rec = records[i]
                     tid = rec.trace_id
-                    sm.append(trace_metadata(tid, rec.span_id or None) if tid else b"")
+                    if not tid:
+                        append(b"")
+                        continue
+                    sid = rec.span_id
+                    tb = tid.encode()
+                    # W3C-sized ids (what schema v1 enforces) take the precomputed headers.
+                    if len(tb) == 32:
+                        if not sid:
+                            append(TRACE_HDR + tb)
+                            continue
+                        sb = sid.encode()
+                        if len(sb) == 16:
+                            append(TRACE_HDR + tb + SPAN_HDR + sb)
+                            continue
+                    append(trace_metadata(tid, sid or None))
             parts.append(encode_stream(key, [ts[i] for i in idx], [lines[i] for i in idx], sm))
         return compress(b"".join(parts)), {"Content-Type": "application/x-protobuf"}
 

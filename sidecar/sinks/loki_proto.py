@@ -113,21 +113,18 @@ def encode_stream(
     return b"".join([_T_STREAM, varint(len(head) + size), head, *parts])
 
 
-_TRACE_HDR = _T_SM + varint(44) + b"\x0a\x08trace_id\x12\x20"  # 32-hex trace id
-_SPAN_HDR = _T_SM + varint(27) + b"\x0a\x07span_id\x12\x10"  # 16-hex span id
+#: structuredMetadata headers for a 32-byte trace_id / 16-byte span_id value.
+TRACE_HDR = _T_SM + varint(44) + b"\x0a\x08trace_id\x12\x20"  # 32-hex trace id
+SPAN_HDR = _T_SM + varint(27) + b"\x0a\x07span_id\x12\x10"  # 16-hex span id
 
 
 def trace_metadata(trace_id: str, span_id: str | None) -> bytes:
     """``trace_id`` (and ``span_id``) structured metadata; fast for W3C-sized ids."""
-    if len(trace_id) == 32 and trace_id.isascii():
-        out = _TRACE_HDR + trace_id.encode()
-    else:
-        out = label_pair("trace_id", trace_id)
+    tb = trace_id.encode()
+    out = TRACE_HDR + tb if len(tb) == 32 else label_pair("trace_id", trace_id)
     if span_id:
-        if len(span_id) == 16 and span_id.isascii():
-            out += _SPAN_HDR + span_id.encode()
-        else:
-            out += label_pair("span_id", span_id)
+        sb = span_id.encode()
+        out += SPAN_HDR + sb if len(sb) == 16 else label_pair("span_id", span_id)
     return out
 
 

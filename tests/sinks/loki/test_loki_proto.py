@@ -69,3 +69,24 @@ def test_long_lines_and_no_metadata():
 def test_compress_is_snappy_block_format():
     body = encode_stream('{a="b"}', [1], [b"hello"])
     assert bytes(cramjam.snappy.decompress_raw(compress(body))) == body
+
+
+@given(st.text(max_size=40), st.one_of(st.none(), st.text(max_size=20)))
+def test_trace_metadata_any_ids(trace_id, span_id):
+    from sidecar.sinks.loki_proto import trace_metadata
+
+    body = encode_stream('{a="b"}', [1], [b"x"], [trace_metadata(trace_id, span_id)])
+    want = [("trace_id", trace_id)] + ([("span_id", span_id)] if span_id else [])
+    assert decode(body)[0][1][0][2] == want
+
+
+def test_trace_metadata_w3c_ids():
+    from sidecar.sinks.loki_proto import trace_metadata
+
+    tid, sid = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    body = encode_stream('{a="b"}', [1], [b"x"], [trace_metadata(tid, sid)])
+    assert decode(body)[0][1][0][2] == [("trace_id", tid), ("span_id", sid)]
+    # 32 characters but more than 32 bytes must not take the fixed-size header
+    odd = "é" * 32
+    body = encode_stream('{a="b"}', [1], [b"x"], [trace_metadata(odd, "ü" * 16)])
+    assert decode(body)[0][1][0][2] == [("trace_id", odd), ("span_id", "ü" * 16)]
