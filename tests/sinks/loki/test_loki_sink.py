@@ -313,3 +313,26 @@ def test_mixed_faults_every_line_delivered_duplicates_only_from_unknown_outcomes
     assert s.resent_after_unknown == unknown_pushes == 4
     assert 0 < dups <= 4 * (64 * 1024 // 200)
     assert st["duplicates_stored"] == 0  # all still in Loki's head block
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2025-06-15T15:06:40Z",
+        "2025-06-15T15:06:40.5Z",
+        "2025-06-15T15:06:40.123456789Z",
+        "2016-12-31T23:59:60Z",  # leap second: first instant of the next second
+        "2025-06-15T15:06:40.120+02:00",
+        "2025-06-15T15:06:40-00:00",
+        "2024-02-29T00:00:00.000001Z",
+    ],
+)
+def test_fast_timestamp_path_agrees_with_schema(ts):
+    from obskit.schema import timestamp_ns
+    from sidecar.sinks.base import Batch
+    from sidecar.sinks.loki import LokiSink
+
+    rec = batch([record(0)]).records[0]
+    rec.timestamp = ts
+    s = LokiSink("t", Config(url="http://127.0.0.1:1"))
+    assert s._timestamps(Batch(1, [b"x"], [rec], ["i"])) == [timestamp_ns(ts)]
