@@ -26,10 +26,19 @@ class CheckpointError(Exception):
     """The checkpoint file could not be written (the previous one is left intact)."""
 
 
-class _Entry(msgspec.Struct, forbid_unknown_fields=True):
+class _Entry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     offset: int
     path: str
     seen: float  # wall-clock time the file was last seen or advanced; drives retention
+    # Digest of the file's first head_len bytes: recognises the same content under another
+    # inode after a restart (a copy, a moved volume) without trusting the first line alone.
+    head_len: int = 0
+    head: str = ""
+
+
+def head_digest(head: bytes) -> str:
+    """The digest stored for a file's first bytes."""
+    return hashlib.blake2b(head, digest_size=16).hexdigest()
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True):
@@ -66,6 +75,7 @@ class CheckpointStore:
         self.retention = retention
         self._now = wall_clock
         self._files: dict[str, _Entry] = {}
+        self._heads: dict[str, tuple[int, str]] = {}  # described before their first advance
         self._dirty = False
         #: Wall-clock time of the last successful save (or load), None before: for an age metric.
         self.last_saved: float | None = None
@@ -144,7 +154,8 @@ class CheckpointStore:
         e = self._files.get(file_key)
         now = self._now()
         if e is None:
-            self._files[file_key] = _Entry(offset, path, now)
+            head_len, head = self._heads.pop(file_key, (0, ""))
+            self._files[file_key] = _Entry(offset, path, now, head_len, head)
         elif offset > e.offset or path != e.path:
             e.offset = max(e.offset, offset)
             e.path = path
@@ -153,8 +164,29 @@ class CheckpointStore:
             return
         self._dirty = True
 
+    def describe(self, file_key: str, head: bytes) -> None:
+        """Record (a digest of) the file's first bytes, as far as they go yet; called by the
+        tailer, kept with the offset once the file has one."""
+        d = (len(head), head_digest(head))
+        e = self._files.get(file_key)
+        if e is None:
+            if len(self._heads) > 100_000:  # files never acknowledged: keep this bounded
+                self._heads.clear()
+            self._heads[file_key] = d
+        elif d[0] > e.head_len:
+            e.head_len, e.head = d
+            self._dirty = True
+
+    def head_of(self, file_key: str) -> tuple[int, str] | None:
+        """``(length, digest)`` of the file's first bytes as recorded, or None."""
+        e = self._files.get(file_key)
+        if e is None or not e.head_len:
+            return None
+        return e.head_len, e.head
+
     def forget(self, file_key: str) -> None:
         """Drop one identity now."""
+        self._heads.pop(file_key, None)
         if self._files.pop(file_key, None) is not None:
             self._dirty = True
 

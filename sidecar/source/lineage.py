@@ -13,13 +13,23 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from sidecar.checkpoint import head_digest
+
 _PER_FINGERPRINT = 4
 
 
 @dataclass(slots=True)
 class Entry:
     offset: int
-    sample: bytes  # the first bytes (up to fingerprint_bytes); b"" when seeded from checkpoints
+    sample: bytes  # the first bytes (up to fingerprint_bytes) of a file read this run
+    # Seeded from a checkpoint: (length, digest) of the first bytes instead of the bytes.
+    digest: tuple[int, str] | None = None
+
+    def matches(self, sample: bytes) -> bool:
+        if self.sample or self.digest is None:
+            return agree(self.sample, sample)
+        n, d = self.digest
+        return len(sample) >= n and head_digest(sample[:n]) == d
 
 
 def agree(a: bytes, b: bytes) -> bool:
@@ -35,18 +45,19 @@ class Lineage:
         self._max = max_fingerprints
         self._by_fp: OrderedDict[str, list[Entry]] = OrderedDict()
 
-    def seed(self, fp: str, offset: int) -> None:
-        """Remember a checkpointed offset (no sample: matches any file with this first line)."""
+    def seed(self, fp: str, offset: int, head_len: int, digest: str) -> None:
+        """Remember a checkpointed offset with the digest of its file's first bytes."""
         entries = self._by_fp.setdefault(fp, [])
         for e in entries:
-            if not e.sample:
+            if e.digest == (head_len, digest):
                 e.offset = max(e.offset, offset)
                 return
-        entries.append(Entry(offset, b""))
+        entries.append(Entry(offset, b"", (head_len, digest)))
+        del entries[:-_PER_FINGERPRINT]
 
     def find(self, fp: str, sample: bytes) -> Entry | None:
         for e in self._by_fp.get(fp, ()):
-            if agree(e.sample, sample):
+            if e.matches(sample):
                 return e
         return None
 
@@ -61,6 +72,7 @@ class Lineage:
             e.offset = max(e.offset, offset)
             if len(sample) > len(e.sample):
                 e.sample = sample
+                e.digest = None
         self._by_fp.move_to_end(fp)
         while len(self._by_fp) > self._max:
             self._by_fp.popitem(last=False)

@@ -75,8 +75,12 @@ class Tailer:
         # Read position per fingerprint, shared by files with the same first line: the
         # copy made by copy+truncate continues where the original was read.
         self._lineage = Lineage()
+        # Seeded from checkpoints only where the first bytes were recorded: a file that
+        # merely shares a first line (a constant header) must never inherit an offset.
         for key in checkpoints.file_keys():
-            self._lineage.seed(fingerprint_of_key(key), checkpoints.get(key) or 0)
+            head = checkpoints.head_of(key)
+            if head is not None:
+                self._lineage.seed(fingerprint_of_key(key), checkpoints.get(key) or 0, *head)
         self._warnings: list[str] = []
         self._warned: set[str] = set()
         self._first_poll = True
@@ -197,6 +201,7 @@ class Tailer:
                 w.last_growth = now
                 if len(w.sample) < self.settings.fingerprint_bytes:
                     w.sample = read_at(w.f, 0, self.settings.fingerprint_bytes)
+                    self.checkpoints.describe(w.key, w.sample)
             w.size = fid.size
             w.mtime_ns = fid.mtime_ns
 
@@ -284,6 +289,7 @@ class Tailer:
             )
             if allow_partial and pend is not None:  # its timeout already ran while pending
                 w.partial_size, w.partial_since = pend
+            self.checkpoints.describe(key, head)
             self._files[key] = w
             keep = True
         except OSError as exc:

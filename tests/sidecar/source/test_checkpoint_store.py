@@ -249,3 +249,32 @@ def test_windows_replace_retries_a_briefly_locked_target(
     monkeypatch.undo()
     again = CheckpointStore(tmp_path / "cp.json")
     assert again.load() == [] and again.get("k") == 7
+
+
+def test_after_restart_a_new_file_sharing_only_the_header_line_is_read_whole(
+    tmp_path: Path,
+) -> None:
+    """IIS-style logs start every file with the same line: after a restart, a file without a
+    checkpoint must not inherit another file's offset through that shared first line."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    st = SourceSettings(path=str(logs), fs_events=False)
+    header = b"#Software: Microsoft Internet Information Services 10.0\n"
+    (logs / "u_ex1.log").write_bytes(header + b"".join(b"%08d one\n" % i for i in range(200)))
+    cp = tmp_path / "cp.json"
+    s1 = CheckpointStore(cp)
+    s1.load()
+    t1 = Tailer(st, s1)
+    Reader(t1, s1).poll()
+    s1.save()
+    t1.close()
+    (key,) = s1.file_keys()
+    assert s1.head_of(key) is not None  # the first KiB's digest is stored with the offset
+    (logs / "u_ex2.log").write_bytes(header + b"".join(b"%08d two\n" % i for i in range(50)))
+    s2 = CheckpointStore(cp)
+    s2.load()
+    t2 = Tailer(st, s2)
+    r = Reader(t2, s2)
+    r.poll()
+    assert len(r.lines) == 51 and r.lines[0] == header[:-1]
+    t2.close()
