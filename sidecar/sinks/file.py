@@ -19,6 +19,7 @@ rotation when ``gzip: true``; ``max_segments`` bounds how many are kept (0: all)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -172,17 +173,21 @@ class FileSink(Sink):
         self._fh.close()
         self._open(self._new_segment_path())
         self._rewrite_journal()
+        # Compression and retention are housekeeping: a failure (a reader holding the file on
+        # Windows, disk full) leaves a segment uncompressed or kept, and is retried next time.
         if old is not None and self.config.gzip:
-            gz = old.with_suffix(".ndjson.gz")
-            tmp = gz.with_suffix(".gz.tmp")
-            tmp.write_bytes(bytes(cramjam.gzip.compress(old.read_bytes())))
-            os.replace(tmp, gz)
-            old.unlink()
+            with contextlib.suppress(OSError):
+                gz = old.with_suffix(".ndjson.gz")
+                tmp = gz.with_suffix(".gz.tmp")
+                tmp.write_bytes(bytes(cramjam.gzip.compress(old.read_bytes())))
+                os.replace(tmp, gz)
+                old.unlink()
         if self.config.max_segments:
             segs = sorted(self.dir.glob(_SEGMENT_GLOB))
             for p in segs[: max(0, len(segs) - self.config.max_segments)]:
                 if p != self._seg:
-                    p.unlink(missing_ok=True)
+                    with contextlib.suppress(OSError):
+                        p.unlink(missing_ok=True)
 
     # sending -----------------------------------------------------------------------------------
     def send(self, batch: Batch) -> SendResult:
@@ -190,30 +195,47 @@ class FileSink(Sink):
         lines = batch.lines
         if self._guard:
             lines = self._drop_replayed(batch)
-        if lines:
-            data = self._encode(lines, batch.static)
-            if self._size > 0 and self._size + len(data) > self.config.max_segment_bytes:
-                self._rotate()
-            self._fh.write(data)
-            self._fh.flush()
-            if self.config.fsync:
-                os.fsync(self._fh.fileno())
-            self._size += len(data)
         marks = {k: end for k, (_, end) in batch.extents.items()}
-        for k, end in marks.items():
-            if end > self._marks.get(k, -1):
-                self._marks[k] = end
-        self._journal_entries += 1
-        if self._journal_entries >= 4096:
-            self._rewrite_journal()  # compact: one entry with every mark
-        else:
-            self._journal.write(self._entry(marks))
-            self._journal.flush()
-            if self.config.fsync:
-                os.fsync(self._journal.fileno())
+        data = self._encode(lines, batch.static) if lines else b""
+        if data and self._size > 0 and self._size + len(data) > self.config.max_segment_bytes:
+            self._rotate()
+        before = self._size
+        prev = {k: self._marks.get(k) for k in marks}
+        try:
+            if data:
+                self._fh.write(data)
+                self._fh.flush()
+                if self.config.fsync:
+                    os.fsync(self._fh.fileno())
+                self._size += len(data)
+            self._journal_entries += 1
+            if self._journal_entries >= 4096:
+                self._marks.update(self._merged(marks))
+                self._rewrite_journal()  # compact: one entry with every mark
+            else:
+                self._journal.write(self._entry(marks))
+                self._journal.flush()
+                if self.config.fsync:
+                    os.fsync(self._journal.fileno())
+                self._marks.update(self._merged(marks))
+        except BaseException:
+            # Undo a partial write so the worker's retry cannot archive the batch twice.
+            self._size = before
+            for k, v in prev.items():
+                if v is None:
+                    self._marks.pop(k, None)
+                else:
+                    self._marks[k] = v
+            with contextlib.suppress(OSError):
+                self._fh.truncate(before)
+                self._rewrite_journal()
+            raise
         self.metrics.request(time.perf_counter() - t0, "ok")
-        self.metrics.sent(len(lines), sum(map(len, lines)))
+        self.metrics.sent(len(lines), len(data))
         return SendResult()
+
+    def _merged(self, marks: dict[str, int]) -> dict[str, int]:
+        return {k: end for k, end in marks.items() if end > self._marks.get(k, -1)}
 
     def _drop_replayed(self, batch: Batch) -> list[bytes]:
         replay: dict[str, int] = {}

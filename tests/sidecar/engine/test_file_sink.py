@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import orjson
+import pytest
 
 from obskit.schema import check_line
 from sidecar.sinks.base import Batch
@@ -96,3 +98,34 @@ def test_static_fields_never_duplicate_an_existing_key(tmp_path: Path) -> None:
     raw = next(tmp_path.glob("archive-*.ndjson")).read_bytes().splitlines()
     assert [orjson.loads(x)["host"] for x in raw] == ["h1", "mine"]
     assert raw[1].count(b'"host"') == 1
+
+
+def test_a_failed_write_is_undone_so_the_retry_does_not_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sidecar.sinks.file as file_mod
+
+    s = FileSink("f", Config(dir=str(tmp_path)))
+    s.start()
+    s.send(_batch(1, "k", 0, 3))
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def failing_fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the journal's fsync, after the data reached the segment
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(file_mod.os, "fsync", failing_fsync)
+    with pytest.raises(OSError):
+        s.send(_batch(2, "k", 150, 3))
+    monkeypatch.setattr(file_mod.os, "fsync", real_fsync)
+    s.send(_batch(2, "k", 150, 3))  # the worker's retry
+    s.close()
+    assert _messages(tmp_path) == [f"m{o}" for o in range(0, 300, 50)]
+    s2 = FileSink("f", Config(dir=str(tmp_path)))
+    s2.start()
+    s2.send(_batch(3, "k", 0, 6))  # a full replay after restart is skipped
+    s2.close()
+    assert _messages(tmp_path) == [f"m{o}" for o in range(0, 300, 50)]
