@@ -9,6 +9,8 @@ import stat
 import threading
 from typing import Any
 
+_IGNORED = frozenset({"opened", "closed_no_write"})
+
 
 class FsWakeup:
     """Sets ``event`` whenever something changes under ``path``."""
@@ -51,8 +53,11 @@ class FsWakeup:
         event = self._event
 
         class _Wake(FileSystemEventHandler):
-            def on_any_event(self, _ev: Any) -> None:
-                event.set()
+            def on_any_event(self, ev: Any) -> None:
+                # Opening and closing without writing (the sidecar's own reads) change
+                # nothing to read; waking on them would only cost a poll.
+                if getattr(ev, "event_type", "") not in _IGNORED:
+                    event.set()
 
         try:
             obs = Observer()

@@ -106,3 +106,21 @@ def test_folder_recreated_gets_a_new_watch(tmp_path: Path, store: CheckpointStor
     r.until(lambda: r.lines == [b"again"], timeout=5)
     t.close()
     assert woke_after < 30
+
+
+def test_own_opens_and_closes_do_not_wake_the_wait(logdir: Path, store: CheckpointStore) -> None:
+    """The tailer opening (discovery) and closing (idle) files must not cost extra polls."""
+    (logdir / "a.log").write_bytes(b"a\n")
+    st = SourceSettings(path=str(logdir), fs_events=True, poll_interval=0.4, close_idle_after=0.1)
+    t = Tailer(st, store)
+    t.poll()  # opens a.log
+    start = time.monotonic()
+    t.wait(5)
+    assert time.monotonic() - start >= 0.3
+    time.sleep(0.15)
+    t.poll()  # closes it (idle)
+    assert not t.files()[0].open
+    start = time.monotonic()
+    t.wait(5)
+    assert time.monotonic() - start >= 0.3
+    t.close()
