@@ -417,7 +417,7 @@ class LokiSink(Sink):
                     ]
                 )
             )
-            out = [(i, r) for i, r in hit.items()]
+            out = self._rejected(hit)
             return out + (self._deliver(batch, ts, affected) if len(affected) else [])
         hit = self._attribute(batch, ts, push, errors) if errors else None
         if hit is None:
@@ -425,20 +425,27 @@ class LokiSink(Sink):
             # (Loki drops most of them as exact duplicates).
             return self._split(batch, ts, push, f"loki 400: {text.strip()[:500]}")
         self.metrics.sent(len(push) - len(hit), nbytes)
-        for e in errors:
-            self.metrics.dead_lettered(e.kind, e.count)
-        return sorted(hit.items())
+        return self._rejected(hit)
+
+    def _rejected(self, hit: dict[int, tuple[str, str]]) -> list[tuple[int, str]]:
+        """Report dead letters by reason; ``(index, reason)`` pairs for the engine."""
+        kinds: dict[str, int] = {}
+        for kind, _ in hit.values():
+            kinds[kind] = kinds.get(kind, 0) + 1
+        for kind, n in kinds.items():
+            self.metrics.dead_lettered(kind, n)
+        return sorted((i, reason) for i, (_, reason) in hit.items())
 
     def _metadata_was_sent(self, batch: Batch, i: int) -> bool:
         return bool(batch.records[i].trace_id)
 
     def _attribute(
         self, batch: Batch, ts: list[int], push: _Push, errors: list[LokiError]
-    ) -> dict[int, str] | None:
-        """Batch index -> Loki's reason for every rejected entry, or None if the reply
-        does not account for its own error count."""
+    ) -> dict[int, tuple[str, str]] | None:
+        """Batch index -> (kind, Loki's reason) for every rejected entry, or None if the
+        reply does not account for its own error count."""
         streams = {key: idx for key, idx in push.streams}
-        hit: dict[int, str] = {}
+        hit: dict[int, tuple[str, str]] = {}
         for e in errors:
             key = self._match_stream(e.stream, streams)
             if key is None:
@@ -455,7 +462,7 @@ class LokiSink(Sink):
                 cand = cand[: e.count]  # too old / behind: the oldest ones
             reason = f"loki 400 ({e.kind}): {e.message}"
             for i in cand:
-                hit[i] = reason
+                hit[i] = (e.kind, reason)
         return hit
 
     def _candidates(

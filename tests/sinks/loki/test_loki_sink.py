@@ -108,9 +108,10 @@ def test_invalid_stream_rejected_whole_others_delivered(loki_factory):
     loki = loki_factory(Limits(max_label_value_length=10))
     long_service = "s" * 20  # over max_label_value_length
     b = batch([record(0), record(1, service=long_service), record(2, service=long_service)])
-    s, _ = sink(loki.url)
+    s, m = sink(loki.url)
     res = s.send(b)
     assert [i for i, _ in res.rejected] == [1, 2]
+    assert m.dead == {"invalid_labels": 2}  # one Loki error for the stream, two lines
     assert "has label value too long" in res.rejected[0][1]
     assert loki.lines() == [b.lines[0].decode()]
 
