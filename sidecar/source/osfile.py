@@ -137,6 +137,16 @@ class WindowsFiles:
         return os.fdopen(fd, "rb", buffering=0)
 
     def identify(self, f: BinaryIO) -> FileId:
+        # os.fstat, not file_information(): the folder scan identifies files with os.stat,
+        # and both must give the same numbers. CPython builds both on
+        # GetFileInformationByHandle(Ex); 3.12+ reports the 64-bit volume serial and the
+        # 128-bit file id (FILE_ID_INFO), which the 32-bit BY_HANDLE fields would not match.
+        st = os.fstat(f.fileno())
+        return FileId(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_nlink)
+
+    def file_information(self, f: BinaryIO) -> FileId:
+        """The file's identity straight from ``GetFileInformationByHandle`` (volume serial
+        and 64-bit file index), for diagnostics and older Pythons' view of ``os.stat``."""
         info = ByHandleFileInformation()
         handle = self._msvcrt.get_osfhandle(f.fileno())
         if not self._k32.GetFileInformationByHandle(handle, ctypes.byref(info)):

@@ -271,6 +271,12 @@ class Tailer:
                 return
             fp = fingerprint(src)
             key = file_key(fp, fid.dev, fid.ino)
+            known = self._files.get(key)
+            if known is not None:
+                # Already followed (the scan and the open disagreed on its identity, or a
+                # hard link): never start it over, that would send its lines again.
+                known.path, known.gone_since = s.path, None
+                return
             offset = self._start_offset(key, fp, head, fid.size, f, s.path)
             w = WatchedFile(
                 key=key,

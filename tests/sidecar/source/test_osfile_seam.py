@@ -88,10 +88,13 @@ def test_windows_branch_opens_reads_and_identifies(tmp_path: Path) -> None:
     wf = WindowsFiles(kernel32=k32, msvcrt=FakeMsvcrt())
     f = wf.open_read(str(p))
     assert f.read() == b"hello\n"
-    fid = wf.identify(f)
     st = os.stat(p)
+    fid = wf.file_information(f)  # the ctypes path
     assert fid.ino == st.st_ino and fid.size == 6 and fid.nlink == 1
     assert abs(fid.mtime_ns - st.st_mtime_ns) < 100
+    # identify() must agree with os.stat, which the folder scan uses.
+    same = wf.identify(f)
+    assert (same.dev, same.ino, same.size) == (st.st_dev, st.st_ino, 6)
     assert k32.calls[0][2] == osfile.share_mode()
     f.close()
 
@@ -222,4 +225,30 @@ def test_idle_closed_file_replaced_by_new_content_is_a_new_file(
     log.write_bytes(b"second generation, longer content\n")  # same inode, new content
     r.poll()
     assert r.lines == [b"first-gen line", b"second generation, longer content"]
+    t.close()
+
+
+class SkewedFiles(PosixFiles):
+    """An OS layer whose handle identity disagrees with os.stat (as 32- vs 64-bit volume
+    serials could on Windows)."""
+
+    def identify(self, f: BinaryIO) -> FileId:
+        fid = super().identify(f)
+        return FileId(fid.dev + 1, fid.ino, fid.size, fid.mtime_ns, fid.nlink)
+
+
+def test_identity_disagreement_never_restarts_a_file(
+    logdir: Path, store: CheckpointStore, settings: SourceSettings
+) -> None:
+    log = logdir / "a.log"
+    log.write_bytes(b"1\n2\n")
+    t = Tailer(settings, store, files=SkewedFiles())
+    r = Reader(t, store, ack=False)  # no checkpoint to fall back on either
+    for i in range(3, 8):
+        r.poll()
+        with log.open("ab") as f:
+            f.write(b"%d\n" % i)
+    r.poll()
+    assert r.lines == [b"%d" % i for i in range(1, 8)]
+    assert len(t.files()) == 1
     t.close()
