@@ -315,7 +315,12 @@ def credentials(
     c.bearer = secret_from(cfg.bearer_token_env, cfg.bearer_token_file, what)
     if isinstance(cfg, ElasticsearchConfig):
         c.api_key = secret_from(cfg.api_key_env, cfg.api_key_file, what)
-    if c.password is None and env.get(f"OBSKIT_{prefix}_PASSWORD") is not None:
+    # The password variable only means something with a username (basic auth).
+    if (
+        c.password is None
+        and c.username is not None
+        and env.get(f"OBSKIT_{prefix}_PASSWORD") is not None
+    ):
         c.password = Secret(env[f"OBSKIT_{prefix}_PASSWORD"], f"env OBSKIT_{prefix}_PASSWORD")
     if c.bearer is None and env.get(f"OBSKIT_{prefix}_TOKEN") is not None:
         c.bearer = Secret(env[f"OBSKIT_{prefix}_TOKEN"], f"env OBSKIT_{prefix}_TOKEN")

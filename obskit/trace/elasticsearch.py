@@ -138,7 +138,14 @@ class ElasticsearchBackend:
 
     def sort(self) -> list[Any]:
         # numeric_type=date: sort values are epoch milliseconds for date and date_nanos alike.
-        ts = {self.cfg.timestamp_field: {"order": "asc", "numeric_type": "date"}}
+        # unmapped_type: indices of the pattern without the field must not fail the search.
+        ts = {
+            self.cfg.timestamp_field: {
+                "order": "asc",
+                "numeric_type": "date",
+                "unmapped_type": "date",
+            }
+        }
         if not self.uses_search_after():
             return [ts]
         if self.cfg.tiebreaker == "auto":
@@ -205,6 +212,9 @@ class ElasticsearchBackend:
                 continue
             last = int(sort_values[0])
             at_last = {str(h.get("_id")) for h in hits if h.get("sort", [None])[0] == last}
+            if last == cursor and at_last <= seen_at_cursor:
+                # The server ignored the exclusion: stop rather than loop forever.
+                raise BackendError(self.name, "paging made no progress (ids filter ignored?)")
             seen_at_cursor = seen_at_cursor | at_last if last == cursor else at_last
             cursor = last
             body["query"] = self.query(window, cursor, seen_at_cursor)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import itertools
 import gzip
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def test_window_shards_cover_exactly() -> None:
     shards = w.shards(6 * 3600 * 10**9)
     assert len(shards) == 28
     assert shards[0].start_ns == w.start_ns and shards[-1].end_ns == w.end_ns
-    assert all(a.end_ns == b.start_ns for a, b in zip(shards, shards[1:], strict=False))
+    assert all(a.end_ns == b.start_ns for a, b in itertools.pairwise(shards))
     with pytest.raises(TraceUsageError, match="not both"):
         Window.build("1h", "2026-11-18T10:00:00Z", None)
     with pytest.raises(TraceUsageError, match="empty"):
