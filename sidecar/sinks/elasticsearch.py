@@ -93,7 +93,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: 1 (fastest) to 9 (smallest).
     gzip_level: int = 1
     #: Largest ``_bulk`` body before compression; larger batches are split.
-    batch_max_bytes: ByteSize = ByteSize(5 * 1024 * 1024)
+    batch_max_bytes: ByteSize = ByteSize(2 * 1024 * 1024)
     #: Most documents per ``_bulk`` request.
     batch_max_docs: int = 10_000
     #: ``_bulk`` requests of one batch in flight at once (the next is encoded meanwhile).
