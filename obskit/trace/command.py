@@ -66,6 +66,11 @@ def _fail(message: str, code: int = EXIT_ERROR) -> None:
 @click.option("--fields", metavar="A,B", help="Extra fields to show (dotted paths allowed).")
 @click.option("--follow", "-f", is_flag=True, help="Loki: keep polling for new lines until Ctrl-C.")
 @click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    help="--follow: seconds between polls [2].",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
@@ -88,6 +93,7 @@ def trace(
     output: str,
     fields: str | None,
     follow: bool,
+    interval: float | None,
     config_path: Path | None,
     shard: str | None,
     concurrency: int | None,
@@ -130,6 +136,8 @@ def trace(
         emoji=False,
         markup=False,
     )
+    if interval is not None and cfg.loki is not None:
+        cfg.loki.poll_interval = interval
     try:
         if follow:
             sys.exit(_follow(cfg, trace_id, window, console, field_list, link, debug))

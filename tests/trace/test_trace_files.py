@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import codecs
-import itertools
 import gzip
+import itertools
 from pathlib import Path
 
 import pytest
