@@ -7,6 +7,7 @@ import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import BinaryIO
 
 from obskit.schema import rules
@@ -18,6 +19,7 @@ from obskit.schema.violation import Violation
 
 #: How much is read at once; lines are cut at the last newline of each block.
 BLOCK = 1 << 20
+_SERVICE_OF = attrgetter("service")
 _LEVEL_RANK = {name: i for i, name in enumerate(rules.LEVELS)}
 
 
@@ -141,9 +143,8 @@ def validate_stream(
         nonlocal line_no, offset
         res = validate_lines(lines, policy)
         summary.lines += len(lines)
-        for rec in res.records:
-            if rec is not None:
-                summary.by_service[rec.service] += 1
+        # Counter.update over an iterable counts in C: no Python loop per line.
+        summary.by_service.update(map(_SERVICE_OF, filter(None, res.records)))
         if count_trace:
             _count_trace(res.records, trace_floor, summary)
         starts = None
