@@ -99,7 +99,8 @@ def policy_from_mapping(data: dict[str, Any], source: str = "<policy>") -> Polic
     Types are checked strictly: a TOML string where a list is expected would otherwise be
     split into characters, and ``"no"`` would be a true boolean.
     """
-    unknown = set(data) - _KEYS - {"validate"}
+    # Tables read by other commands (`obskit trace` reads [trace]) are not policy keys.
+    unknown = set(data) - _KEYS - {"validate", "trace"}
     if unknown:
         raise PolicyError(f"{source}: unknown key(s) {', '.join(sorted(unknown))}")
     tc = data.get("trace_coverage", {})
