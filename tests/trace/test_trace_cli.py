@@ -259,3 +259,23 @@ def test_follow_prints_new_lines_until_interrupted(loki: LokiReceiver) -> None:
 
 def test_time_format_is_utc() -> None:
     assert format_ns(0) == "1970-01-01T00:00:00.000000Z"
+
+
+def test_obskit_toml_trace_table_is_found_and_validate_still_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One obskit.toml serves both commands: the policy keys and the [trace] table."""
+    logs = tmp_path / "logs"
+    write_logs(logs)
+    (tmp_path / "obskit.toml").write_text(
+        f'allow_blank = true\n[trace]\nsince = "1h"\n[trace.files]\npaths = ["{logs.as_posix()}"]\n'
+    )
+    sub = tmp_path / "deeper"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    monkeypatch.delenv("OBSKIT_TRACE_CONFIG", raising=False)
+    r = CliRunner().invoke(main, ["trace", TRACE, "-o", "ndjson"])
+    assert r.exit_code == 0, r.output
+    assert len(r.stdout.splitlines()) == 3
+    v = CliRunner().invoke(main, ["validate", str(logs / "checkout.log")])
+    assert v.exit_code == 0, v.output
