@@ -68,13 +68,25 @@ def hex_ids(n: int) -> st.SearchStrategy[str]:
     return st.text(HEX, min_size=n, max_size=n).filter(lambda s: s.strip("0") != "")
 
 
-def near_ids(n: int) -> st.SearchStrategy[str]:
-    return st.one_of(
-        st.text(HEX + "ABCDEFg", min_size=n - 1, max_size=n + 1),
-        st.just("0" * n),
-        hex_ids(n).map(str.upper),
-        st.just(""),
-    )
+@st.composite
+def near_ids(draw: st.DrawFn, n: int) -> str:
+    """Ids that are wrong in one way each (upper case, all zero, length, non-hex, empty)."""
+    kind = draw(st.sampled_from(["upper", "zero", "short", "long", "nonhex", "empty", "mixed"]))
+    good = draw(hex_ids(n))
+    if kind == "upper":
+        return good.upper() if good.upper() != good else "A" + good[1:]
+    if kind == "zero":
+        return "0" * n
+    if kind == "short":
+        return good[: draw(st.integers(1, n - 1))]
+    if kind == "long":
+        return good + draw(st.text(HEX, min_size=1, max_size=3))
+    if kind == "nonhex":
+        at = draw(st.integers(0, n - 1))
+        return good[:at] + draw(st.sampled_from("gGxz -")) + good[at + 1 :]
+    if kind == "empty":
+        return ""
+    return good[:-1] + "F"
 
 
 services = st.from_regex(r"[a-z0-9][a-z0-9._-]{0,20}", fullmatch=True) | st.just("x" * 63)
@@ -247,7 +259,10 @@ def mangled(draw: st.DrawFn, line: bytes) -> list[bytes]:
         return [_insert(line, brace, b'"k":1,"k":2,')]
     if how == "two_objects":
         other = draw(encoded_records(valid_only=True))
-        return [line + draw(st.sampled_from([b"", b" ", b"\t", b"\r", b" \r "])) + other]
+        joined = line + draw(st.sampled_from([b"", b" ", b"\t", b"\r", b" \r "])) + other
+        # With a blank line in the same window the number of decoded records still matches.
+        extra = draw(st.sampled_from([[], [], [b""], [b"  "]]))
+        return [joined, *extra] if draw(st.booleans()) else [*extra, joined]
     if how == "split":
         return [line[:pos], line[pos:]]
     if how == "blank":
@@ -280,24 +295,65 @@ def mangled(draw: st.DrawFn, line: bytes) -> list[bytes]:
 
 
 @st.composite
-def corpora(draw: st.DrawFn) -> list[bytes]:
-    """A file's lines: long valid runs (so the fast path's bulk checks engage) with invalid
-    and damaged lines injected anywhere, up to a few hundred lines."""
-    valid = draw(st.lists(encoded_records(valid_only=True), min_size=1, max_size=6))
-    pool: list[list[bytes]] = [[v] for v in valid]
-    for _ in range(draw(st.integers(0, 6))):
-        base = draw(st.one_of(st.sampled_from(valid), encoded_records()))
-        pool.append(draw(mangled(base)) if draw(st.booleans()) else [base])
-    layout = draw(
-        st.lists(
-            st.tuples(st.integers(0, len(pool) - 1), st.sampled_from([1, 1, 1, 3, 8, 40, 270])),
-            max_size=8,
+def bad_records(draw: st.DrawFn) -> bytes:
+    """A valid record with exactly one targeted defect (the value may rarely be valid)."""
+    rec = draw(records(valid_only=True))
+    kind = draw(
+        st.sampled_from(
+            [
+                *("timestamp", "level", "service", "trace_id", "span_id", "message"),
+                *("drop", "span_no_trace", "any_type"),
+            ]
         )
     )
-    out: list[bytes] = []
-    for idx, times in layout:
-        if idx >= len(valid):
-            times = min(times, 3)  # invalid lines are rare in real files
-        for _ in range(times):
-            out.extend(pool[idx])
-    return out
+    if kind == "timestamp":
+        rec["timestamp"] = draw(near_timestamps())
+    elif kind == "level":
+        rec["level"] = draw(near_levels)
+    elif kind == "service":
+        rec["service"] = draw(near_services)
+    elif kind == "trace_id":
+        rec["trace_id"] = draw(near_ids(32))
+    elif kind == "span_id":
+        rec["trace_id"] = draw(hex_ids(32))
+        rec["span_id"] = draw(near_ids(16))
+    elif kind == "message":
+        rec["message"] = draw(json_values.filter(lambda v: not isinstance(v, str)))
+    elif kind == "drop":
+        rec.pop(draw(st.sampled_from(["timestamp", "level", "service", "message"])))
+    elif kind == "span_no_trace":
+        rec["span_id"] = draw(hex_ids(16))
+        if draw(st.booleans()):
+            rec.pop("trace_id", None)
+        else:
+            rec["trace_id"] = None
+    else:
+        name = draw(st.sampled_from(["timestamp", "level", "service", "trace_id", "span_id"]))
+        rec[name] = draw(json_values)
+    return dumps(rec, ascii_only=draw(st.booleans()))
+
+
+@st.composite
+def defects(draw: st.DrawFn, valid: list[bytes]) -> list[bytes]:
+    """One to three lines carrying a defect."""
+    how = draw(st.sampled_from(["bad", "bad", "mangle", "mangle_bad", "random"]))
+    if how == "bad":
+        return [draw(bad_records())]
+    if how == "mangle":
+        return draw(mangled(draw(st.sampled_from(valid))))
+    if how == "mangle_bad":
+        return draw(mangled(draw(bad_records())))
+    return [draw(encoded_records())]
+
+
+@st.composite
+def corpora(draw: st.DrawFn) -> list[bytes]:
+    """A file's lines: a valid run whose length straddles the fast path's window sizes, with
+    a few defective lines inserted anywhere (every example has at least one)."""
+    valid = draw(st.lists(encoded_records(valid_only=True), min_size=1, max_size=6))
+    n = draw(st.sampled_from([0, 3, 4, 5, 9, 40, 255, 256, 257, 300, 520]))
+    lines = [valid[i % len(valid)] for i in range(n)]
+    for group in draw(st.lists(defects(valid), min_size=1, max_size=5)):
+        at = draw(st.integers(0, len(lines)))
+        lines[at:at] = group
+    return lines

@@ -13,6 +13,7 @@ from unittest import mock
 from corpus import corpora, encoded_records, mangled
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from loglines import line as line_for
 
 from obskit.schema import Policy, Record, check_line, split_lines, validate_chunk, validate_lines
 from obskit.schema import stream as stream_mod
@@ -144,3 +145,29 @@ def test_one_bad_line_anywhere_in_a_long_valid_run(
     lines = [base[i % len(base)] for i in range(n)]
     lines[at:at] = bad_lines
     assert_agree(lines, data.draw(policies))
+
+
+@st.composite
+def calendar_timestamps(draw: st.DrawFn) -> str:
+    """Well-shaped timestamps over the whole calendar, valid or not: every year 0000-9999
+    (leap rules for /4, /100, /400), day 28-31 of every month, leap seconds in any offset."""
+    y = draw(st.one_of(st.integers(0, 9999), st.sampled_from([0, 100, 400, 1900, 2000, 2100])))
+    mo = draw(st.integers(1, 12))
+    d = draw(st.one_of(st.integers(1, 31), st.integers(28, 31)))
+    h = draw(st.sampled_from([0, 7, 15, 23]))
+    mi = draw(st.sampled_from([0, 59]))
+    s = draw(st.sampled_from([0, 59, 60]))
+    frac = draw(st.sampled_from(["", ".5", ".123456789"]))
+    tz = draw(st.sampled_from(["Z", "+00:00", "-00:00", "-08:00", "+01:00", "+14:00", "-23:59"]))
+    return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}{tz}"
+
+
+@SETTINGS
+@given(stamps=st.lists(calendar_timestamps(), min_size=1, max_size=40), policy=policies)
+def test_bulk_timestamp_check_agrees_over_the_calendar(stamps: list[str], policy: Policy) -> None:
+    ok = line_for()
+    lines = [ok] * 5
+    for ts in stamps:
+        lines.append(line_for(timestamp=ts))
+        lines.extend([ok] * 3)
+    assert_agree(lines, policy)

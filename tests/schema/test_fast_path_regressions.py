@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from loglines import line
+from loglines import SPAN, TRACE, line
 
 from obskit.schema import Policy, check_line, validate_lines
 
@@ -75,3 +75,79 @@ def test_every_byte_at_every_structural_place() -> None:
             rec, viol = check_line(lines[i])
             assert (res.records[i] is None) == (rec is None), (b, i)
             assert res.violations.get(i, []) == viol, (b, i)
+
+
+def _defects() -> dict[str, list[bytes]]:
+    """One hand-made case per check of the batch path (and the tricky combinations)."""
+    ok = line()
+    d: dict[str, list[bytes]] = {
+        "trace upper": [line(trace_id=TRACE.upper())],
+        "trace one upper": [line(trace_id=TRACE[:-1] + "F")],
+        "trace zero": [line(trace_id="0" * 32)],
+        "trace short": [line(trace_id=TRACE[:-1])],
+        "trace long": [line(trace_id=TRACE + "0")],
+        "trace nonhex": [line(trace_id="g" + TRACE[1:])],
+        "trace number": [line(trace_id=12)],
+        "span upper": [line(span_id=SPAN.upper())],
+        "span zero": [line(span_id="0" * 16)],
+        "span short": [line(span_id=SPAN[:-1])],
+        "span without trace": [line(drop=("trace_id",))],
+        "span with null trace": [line(trace_id=None)],
+        "two objects": [ok + b" " + ok],
+        "two objects and blank": [ok + ok, b""],
+        "blank and two objects": [b" ", ok + b"\t" + ok],
+        "blank": [b""],
+        "cr only": [b"\r"],
+        "escaped dup key": [ok[:-1] + b', "\\u006cevel": "ERROR"}'],
+        "escaped dup message": [ok[:1] + b'"mess\\u0061ge": "x", ' + ok[1:]],
+        "plain dup key": [ok[:-1] + b', "level": "INFO"}'],
+        "dup trace key": [ok[:-1] + b', "trace_id": null}'],
+        "dup and key name in value": [ok[:-1] + b', "x": "\\"level\\"", "service": "a"}'],
+        "feb 29 non-leap": [line(timestamp="2023-02-29T00:00:00Z")],
+        "feb 29 1900": [line(timestamp="1900-02-29T00:00:00Z")],
+        "apr 31": [line(timestamp="2024-04-31T00:00:00Z")],
+        "bad leap second": [line(timestamp="2016-12-31T23:59:60+01:00")],
+        "hour 24": [line(timestamp="2024-05-01T24:00:00Z")],
+        "lower t": [line(timestamp="2024-05-01t12:00:00Z")],
+        "10 digits": [line(timestamp="2024-05-01T12:00:00.1234567890Z")],
+        "offset 24": [line(timestamp="2024-05-01T12:00:00+24:00")],
+        "level": [line(level="WARNING")],
+        "service upper": [line(service="Api")],
+        "service long": [line(service="x" * 64)],
+        "message number": [line(message=5)],
+        "missing message": [line(drop=("message",))],
+        "not object": [b"[1]"],
+        "invalid json": [ok[:-1]],
+        "bom mid file": [b"\xef\xbb\xbf" + ok],
+        "bad utf8 context": [line(ctx="X").replace(b'"X"', b'"\xff"')],
+        "lone surrogate context": [line(ctx="X").replace(b'"X"', b'"\\udc00"')],
+        "nul": [ok + b"\x00"],
+        "deep": [line(ctx="X").replace(b'"X"', b"[" * 300 + b"]" * 300)],
+        "split line": [ok[:40], ok[40:]],
+        "too long": [line(message="x" * 300_000)],
+    }
+    return d
+
+
+DEFECTS = _defects()
+POLICIES = [
+    Policy(),
+    Policy(required_fields=("env",)),
+    Policy(allowed_services=("checkout-api",)),
+]
+
+
+@pytest.mark.parametrize("name", sorted(DEFECTS))
+def test_each_defect_in_a_long_valid_run(name: str) -> None:
+    """Each defect at the window edges of a long valid run (windows are 256 lines)."""
+    ok = line()
+    for pol in POLICIES:
+        base = [line(env="prod")] * 520 if pol.required_fields else [ok] * 520
+        for at in (0, 5, 255, 256, 300, 520):
+            lines = base[:at] + DEFECTS[name] + base[at:]
+            res = validate_lines(lines, pol)
+            for i in range(max(0, at - 1), min(len(lines), at + len(DEFECTS[name]) + 1)):
+                rec, viol = check_line(lines[i], pol)
+                assert (res.records[i] is None) == (rec is None), (name, at, i)
+                assert res.violations.get(i, []) == viol, (name, at, i)
+            assert res.invalid == sum(check_line(x, pol)[0] is None for x in DEFECTS[name])
