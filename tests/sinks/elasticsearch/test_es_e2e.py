@@ -91,3 +91,17 @@ def test_kill_9_mid_request_no_loss_no_duplicate(tmp_path: Path) -> None:
         assert len(ids) == len(set(ids)) == 3000
         # The replay after the restart met lines already stored: answered 409, not stored.
         assert es.stats.duplicates_prevented > 0
+
+
+def test_mapping_conflict_lands_in_dead_letter_with_reason(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    lines = [line(i, user="bob") for i in range(20)]
+    lines[7] = line(7, user={"name": "bob"})
+    (logs / "app.log").write_bytes(b"\n".join(lines) + b"\n")
+    with EsReceiver() as es:
+        finish(run(config(tmp_path, es.url)))
+        assert es.count("logs-*") == 19
+    dead = b"".join(p.read_bytes() for p in (tmp_path / "dead").rglob("*") if p.is_file())
+    assert b"document_parsing_exception" in dead, dead[:500]
+    assert b"handled request 7" in dead and b"handled request 8" not in dead
