@@ -9,7 +9,7 @@ import click
 
 from obskit.schema.policy import PolicyError, load_policy
 from obskit.schema.stream import LineReport
-from obskit.validate.inputs import InputError, expand_inputs
+from obskit.validate.inputs import DEFAULT_GLOBS, InputError, expand_inputs
 from obskit.validate.reporters import FORMATS, render, text_line
 from obskit.validate.runner import run_validation
 
@@ -74,6 +74,15 @@ def validate(
         paths = list(expand_inputs(inputs, globs))
     except InputError as exc:
         click.echo(f"obskit validate: error: {exc}", err=True)
+        sys.exit(2)
+    if not paths:
+        # A CI step pointed at an empty or wrong folder must not pass silently.
+        patterns = ", ".join(globs or DEFAULT_GLOBS)
+        click.echo(
+            f"obskit validate: error: no log files found in {', '.join(inputs)} "
+            f"(file patterns: {patterns}); name the files or pass --glob",
+            err=True,
+        )
         sys.exit(2)
 
     stream_text = fmt == "text" and not quiet and output is None

@@ -101,3 +101,13 @@ def test_utf16_file_error_then_accept(logs: Path) -> None:
 def test_exit_2_negative_max_errors(logs: Path) -> None:
     r = run_process("--max-errors", "-1", "logs", cwd=logs.parent)
     assert r.code == 2 and "--max-errors" in r.err
+
+
+def test_exit_2_when_folders_hold_no_log_files(tmp_path: Path) -> None:
+    # A CI step pointed at an empty or wrong folder must fail, not pass with 0 lines.
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "notes.txt").write_text("x\n")
+    r = run_process("logs", cwd=tmp_path)
+    assert r.code == 2
+    assert r.err.startswith("obskit validate: error: no log files found in logs (file patterns:")
+    assert run_process("--glob", "*.txt", "logs", cwd=tmp_path).code == 1
