@@ -112,8 +112,12 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         for u in self.endpoints:
             if not u.startswith(("http://", "https://")):
                 raise ValueError(f"url: {u!r} must start with http:// or https://")
-        if not self.namespace or "-" in self.namespace or self.namespace != self.namespace.lower():
-            raise ValueError("namespace: lower case, without '-' (data stream naming scheme)")
+        ns = self.namespace
+        if not ns or len(ns) > 100 or ns != ns.lower() or any(c in ns for c in '-\\/*?"<>| ,#:'):
+            raise ValueError(
+                "namespace: lower case, at most 100 characters, without '-' (the data stream "
+                'naming scheme) or any of \\ / * ? " < > | , # : and spaces'
+            )
         if self.batch_max_bytes < 1024:
             raise ValueError("batch_max_bytes: must be at least 1KiB")
         if not 1 <= self.concurrency <= 16:
