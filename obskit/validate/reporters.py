@@ -20,7 +20,15 @@ def text_line(path: str, rep: LineReport, v: Violation) -> str:
     """``path:line:column: OBS003 level: message``; column 1 when unknown, so that every
     line has the same shape for problem matchers and editors."""
     sev = "" if v.severity == "error" else " (warning)"
-    return f"{path}:{rep.line}:{v.column or 1}: {v.format()}{sev}"
+    return f"{safe_path(path)}:{rep.line}:{v.column or 1}: {v.format()}{sev}"
+
+
+def safe_path(path: str) -> str:
+    """A file name as printed: control characters escaped (a file in a walked folder may be
+    named by anyone; its name must not drive the terminal)."""
+    if path.isprintable():
+        return path
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in path)
 
 
 def _iter(res: RunResult) -> Iterator[tuple[str, LineReport, Violation]]:
@@ -81,7 +89,7 @@ def _github(res: RunResult) -> str:
         kind = "error" if v.severity == "error" else "warning"
         col = f",col={v.column}" if v.column else ""
         out.append(
-            f"::{kind} file={_gh_escape(path, True)},line={rep.line}{col},"
+            f"::{kind} file={_gh_escape(safe_path(path), True)},line={rep.line}{col},"
             f"title={v.rule}::{_gh_escape(v.format())}"
         )
     for v in res.policy_violations:

@@ -301,3 +301,12 @@ def test_policy_violation_in_sarif_has_a_location_and_counts_in_junit(
     root = ET.fromstring(cli("--format", "junit", "a.log").out.encode())
     assert (root.get("tests"), root.get("failures")) == ("2", "1")
     assert root.find("testsuite[@name='policy']/testcase/failure") is not None
+
+
+def test_file_names_with_control_characters_are_escaped(tmp_path: Path, cli: Cli) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a\x1b[2J.log").write_text(jl(level="x"))
+    for fmt in ("text", "github"):
+        r = cli("--format", fmt, "logs")
+        assert r.code == 1
+        assert "\x1b" not in r.out and "a\\u001b[2J.log" in r.out, fmt
