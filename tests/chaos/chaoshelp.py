@@ -1,0 +1,368 @@
+"""The chaos harness: a writer process, the real sidecar process killed and restarted at
+random moments, and the accounting of what was written against what arrived.
+
+Randomness comes from one seed (``OBSKIT_CHAOS_SEED`` to replay a run); the seed is in every
+summary line and every assertion message.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def chaos_seed() -> int:
+    env = os.environ.get("OBSKIT_CHAOS_SEED")
+    return int(env) if env else random.SystemRandom().randrange(1, 2**31)
+
+
+def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``pred`` until true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+@dataclass
+class Outcome:
+    """What arrived, for :func:`account`: seq ids in arrival order, and (service, gen) per
+    arrival for the order check."""
+
+    seqs: list[str] = field(default_factory=list)
+    gens: list[int] = field(default_factory=list)
+    identical_dups: int = 0  # extra copies that were exactly the same entry
+    different_dups: list[str] = field(default_factory=list)  # copies that differ: a bug
+
+
+@dataclass
+class Report:
+    name: str
+    seed: int
+    written: int = 0
+    valid: int = 0
+    invalid: int = 0
+    delivered: int = 0
+    lost: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    duplicates: int = 0
+    order_violations: list[str] = field(default_factory=list)
+    quarantined: int = 0
+    quarantine_copies: int = 0
+    quarantine_missing: list[str] = field(default_factory=list)
+    quarantine_unexpected: list[str] = field(default_factory=list)
+    kills: int = 0
+    terms: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    rotations: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        faults = ",".join(f"{k}:{v}" for k, v in sorted(self.faults.items())) or "none"
+        rot = ",".join(f"{k}:{v}" for k, v in sorted(self.rotations.items()))
+        extra = "".join(f" {k}={v}" for k, v in self.extra.items())
+        return (
+            f"chaos[{self.name}] seed={self.seed} written={self.written} "
+            f"(valid {self.valid}, invalid {self.invalid}) delivered={self.delivered} "
+            f"lost={len(self.lost)} duplicates={self.duplicates} "
+            f"quarantined={self.quarantined}/{self.invalid} "
+            f"restarts={self.kills + self.terms} (kill-9 {self.kills}, SIGTERM {self.terms}) "
+            f"rotations={rot} faults={faults}{extra}"
+        )
+
+    def publish(self) -> str:
+        text = self.line()
+        print("\n" + text, flush=True)
+        results = os.environ.get("OBSKIT_CHAOS_RESULTS")
+        if results:
+            with open(results, "a", encoding="utf-8") as f:
+                f.write(text + "\n")
+        return text
+
+
+class SidecarProc:
+    """One ``obskit-sidecar run`` process; its stdout/stderr (own logs) go to a file."""
+
+    def __init__(self, config: Path, out: Path, env: dict[str, str], *args: str) -> None:
+        self.out_path = out
+        self._out = open(out, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "run_sidecar.py"), "run", "--config", str(config), *args],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            cwd=str(config.parent),
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=20)
+        self._out.close()
+
+    def term(self, timeout: float) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self._out.close()
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"sidecar did not finish within {timeout:.0f} s") from None
+        finally:
+            self._out.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        if not self._out.closed:
+            self._out.close()
+
+    def logs(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for raw in self.out_path.read_bytes().splitlines():
+            try:
+                rec = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                rec = {"raw": raw.decode("utf-8", "replace")}
+            out.append(rec if isinstance(rec, dict) else {"raw": str(rec)})
+        return out
+
+
+class Chaos:
+    """One chaos run in ``tmp``: config, writer, sidecar storm, drain, accounting."""
+
+    def __init__(self, tmp: Path, seed: int, name: str) -> None:
+        self.tmp = tmp
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.report = Report(name, seed)
+        self.logs = tmp / "logs"
+        self.state = tmp / "state"
+        self.ledger_path = tmp / "ledger.json"
+        self.config_path = tmp / "sidecar.yaml"
+        self.env: dict[str, str] = {}
+        self.procs: list[SidecarProc] = []
+        self.writer: subprocess.Popen[bytes] | None = None
+
+    # --- setup ---------------------------------------------------------------------------
+    def write_config(self, sinks: list[dict[str, Any]], **sections: Any) -> Path:
+        cfg: dict[str, Any] = {
+            "source": {"path": str(self.logs), "poll_interval": "100ms"},
+            "checkpoint": {"dir": str(self.state), "interval": "200ms"},
+            "http": {"enabled": False},
+            "batch": {"max_wait": "100ms", "max_lines": 2000},
+            "shutdown_timeout": "3s",
+            "sinks": sinks,
+        }
+        for k, v in sections.items():
+            if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+                cfg[k].update(v)
+            else:
+                cfg[k] = v
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
+        return self.config_path
+
+    def start_writer(self, rate: int, seconds: float, invalid_every: int = 400) -> None:
+        self.writer = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "chaos_writer.py"),
+                str(self.logs),
+                str(self.ledger_path),
+                f"--rate={rate}",
+                f"--seconds={seconds}",
+                f"--seed={self.seed}",
+                f"--invalid-every={invalid_every}",
+            ],
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+
+    def start_sidecar(self, *args: str) -> SidecarProc:
+        p = SidecarProc(
+            self.config_path, self.tmp / f"sidecar-{len(self.procs):02d}.out", self.env, *args
+        )
+        self.procs.append(p)
+        return p
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.close()
+        if self.writer is not None and self.writer.poll() is None:
+            self.writer.kill()
+            self.writer.wait(timeout=10)
+
+    # --- the storm -----------------------------------------------------------------------
+    def storm(
+        self,
+        *,
+        interval: tuple[float, float] = (1.0, 3.5),
+        term_share: float = 0.3,
+        on_tick: Callable[[random.Random], Iterable[str]] | None = None,
+        tick: float = 0.5,
+    ) -> None:
+        """While the writer runs: every ``interval`` seconds stop the sidecar (SIGKILL, or
+        SIGTERM with probability ``term_share``) and start it again after a short random
+        pause. ``on_tick(rng)`` may inject faults (returns the names of what it injected)."""
+        assert self.writer is not None
+        side = self.start_sidecar()
+        next_stop = time.monotonic() + self.rng.uniform(*interval)
+        deadline = time.monotonic() + 600
+        while self.writer.poll() is None:
+            assert time.monotonic() < deadline, "writer never finished"
+            time.sleep(tick)
+            if on_tick is not None:
+                self.report.faults.update(on_tick(self.rng))
+            assert side.alive(), f"sidecar died by itself: {side.out_path.read_text()[-3000:]}"
+            if time.monotonic() < next_stop:
+                continue
+            if self.rng.random() < term_share:
+                rc = side.term(timeout=30)
+                assert rc == 0, f"SIGTERM exit {rc}: {side.out_path.read_text()[-3000:]}"
+                self.report.terms += 1
+            else:
+                side.kill9()
+                self.report.kills += 1
+            time.sleep(self.rng.uniform(0.0, 0.5))
+            side = self.start_sidecar()
+            next_stop = time.monotonic() + self.rng.uniform(*interval)
+        assert self.writer.returncode == 0, "writer failed"
+        # The last sidecar of the storm is stopped for good with a kill -9: the drain run
+        # then starts from whatever was saved, as after a crash.
+        side.kill9()
+        self.report.kills += 1
+
+    def drain(self, timeout: float = 120) -> SidecarProc:
+        """A final ``run --exit-on-idle`` until everything is shipped (exit 0 required)."""
+        side = self.start_sidecar("--exit-on-idle", "2")
+        rc = side.wait(timeout)
+        assert rc == 0, f"drain exit {rc}: {side.out_path.read_text()[-3000:]}"
+        return side
+
+    # --- accounting ----------------------------------------------------------------------
+    def ledger(self) -> dict[str, Any]:
+        return dict(orjson.loads(self.ledger_path.read_bytes()))
+
+    def account(self, got: Outcome, quarantine: list[dict[str, Any]], check_order: bool) -> Report:
+        r = self.report
+        led = self.ledger()
+        r.rotations = dict(led["rotations"])
+        expected: set[str] = set()
+        invalid: set[str] = set()
+        for svc, info in led["services"].items():
+            r.written += info["written"]
+            expected.update(f"{svc}-{n}" for n in range(info["written"]))
+            invalid.update(info["invalid"])
+        expected -= invalid
+        r.valid, r.invalid = len(expected), len(invalid)
+        counts = Counter(got.seqs)
+        r.delivered = len(counts.keys() & expected)
+        r.lost = sorted(expected - counts.keys())
+        r.unexpected = sorted(counts.keys() - expected)
+        r.duplicates = sum(c - 1 for c in counts.values()) + got.identical_dups
+        if check_order:
+            last: dict[tuple[str, int], int] = {}
+            seen: set[str] = set()
+            for seq, gen in zip(got.seqs, got.gens, strict=True):
+                if seq in seen:
+                    continue  # a resent copy: order is promised for first deliveries
+                seen.add(seq)
+                svc, _, n = seq.rpartition("-")
+                key = (svc, gen)
+                if last.get(key, -1) > int(n):
+                    r.order_violations.append(f"{seq} after {svc}-{last[key]} (gen {gen})")
+                last[key] = max(last.get(key, -1), int(n))
+        qseqs = Counter(_seq_of_raw(q) for q in quarantine)
+        r.quarantined = len(qseqs.keys() & invalid)
+        r.quarantine_copies = sum(qseqs.values())
+        r.quarantine_missing = sorted(invalid - qseqs.keys())
+        r.quarantine_unexpected = sorted(str(k) for k in qseqs.keys() - invalid)
+        return r
+
+    def assert_clean(self, r: Report, *, max_duplicates: int | None = 0) -> None:
+        summary = r.publish()
+        problems = []
+        if r.lost:
+            problems.append(f"{len(r.lost)} lost, e.g. {r.lost[:10]}")
+        if r.unexpected:
+            problems.append(f"{len(r.unexpected)} unexpected deliveries, e.g. {r.unexpected[:10]}")
+        if max_duplicates is not None and r.duplicates > max_duplicates:
+            problems.append(f"{r.duplicates} duplicates (allowed {max_duplicates})")
+        if r.order_violations:
+            problems.append(f"order broken: {r.order_violations[:5]}")
+        if r.quarantine_missing or r.quarantine_unexpected:
+            problems.append(
+                f"quarantine: missing {r.quarantine_missing[:10]}, "
+                f"unexpected {r.quarantine_unexpected[:10]}"
+            )
+        if not r.kills or r.valid < 1000:
+            problems.append("the run did not exercise anything (no kill or too few lines)")
+        assert not problems, (
+            f"{summary}\n" + "\n".join(problems) + f"\n(replay: OBSKIT_CHAOS_SEED={r.seed})"
+        )
+
+
+def _seq_of_raw(entry: dict[str, Any]) -> str | None:
+    raw = entry.get("raw")
+    if not isinstance(raw, str):
+        return None
+    try:
+        rec = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return rec.get("seq") if isinstance(rec, dict) else None
+
+
+def read_ndjson(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for p in paths:
+        for raw in p.read_bytes().splitlines():
+            if raw.strip():
+                out.append(orjson.loads(raw))
+    return out
+
+
+def quarantine_entries(state: Path) -> list[dict[str, Any]]:
+    return read_ndjson(sorted((state / "quarantine").glob("quarantine*.ndjson")))
+
+
+def outcome_of_records(records: Iterable[dict[str, Any]]) -> Outcome:
+    got = Outcome()
+    for rec in records:
+        got.seqs.append(str(rec.get("seq")))
+        got.gens.append(int(rec.get("gen", -1)))
+    return got
+
+
+def by_seq(records: Iterable[tuple[str, Any]]) -> dict[str, set[Any]]:
+    """Distinct forms each seq arrived in (for "duplicates only of identical entries")."""
+    forms: dict[str, set[Any]] = defaultdict(set)
+    for seq, form in records:
+        forms[seq].add(form)
+    return forms
