@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from loglines import SPAN, TRACE, line
 
-from obskit.schema import Policy, check_line, validate_lines
+from obskit.schema import Policy, check_line, validate_lines, validator
 
 
 @pytest.mark.parametrize(
@@ -137,13 +137,18 @@ POLICIES = [
 ]
 
 
+# The edges of the batch path's windows, whatever their size is tuned to.
+W = validator._WINDOW
+AT = sorted({0, 1, 5, W - 1, W, W + 1, 2 * W, 255, 256, 300, 520})
+
+
 @pytest.mark.parametrize("name", sorted(DEFECTS))
 def test_each_defect_in_a_long_valid_run(name: str) -> None:
-    """Each defect at the window edges of a long valid run (windows are 256 lines)."""
+    """Each defect at the window edges of a long valid run."""
     ok = line()
     for pol in POLICIES:
         base = [line(env="prod")] * 520 if pol.required_fields else [ok] * 520
-        for at in (0, 5, 255, 256, 300, 520):
+        for at in AT:
             lines = base[:at] + DEFECTS[name] + base[at:]
             res = validate_lines(lines, pol)
             for i in range(max(0, at - 1), min(len(lines), at + len(DEFECTS[name]) + 1)):
