@@ -98,6 +98,18 @@ def _json_str(value: str) -> bytes:
     return orjson.dumps(value)
 
 
+def at_timestamp(ts: str) -> bytes:
+    """``@timestamp`` for a schema timestamp, JSON-quoted. A leap second (``23:59:60``, valid
+    RFC 3339 but refused by Elasticsearch's date parser) becomes the last nanosecond of the
+    minute, so the line is stored rather than rejected; ``timestamp`` keeps the original."""
+    if ts[17:19] == "60":
+        end = 19
+        while end < len(ts) and (ts[end].isdigit() or ts[end] == "."):
+            end += 1
+        ts = ts[:17] + "59.999999999" + ts[end:]
+    return orjson.dumps(ts)
+
+
 _ID_TAIL_TS = b'"}}\n{"@timestamp":'
 
 
@@ -168,16 +180,16 @@ class DocumentBuilder:
         first = rest[:1]
         if first == b"}" or (first.isspace() and rest.lstrip()[:1] == b"}"):
             # An empty object: no comma after the spliced fields.
-            head = b'{"@timestamp":' + _json_str(record.timestamp) + b"," + spliced
+            head = b'{"@timestamp":' + at_timestamp(record.timestamp) + b"," + spliced
             return b"".join((prefix, ident, b'"}}\n', head[:-1], b"}\n"))
         return b"".join(
-            (prefix, ident, _ID_TAIL_TS, _json_str(record.timestamp), b",", spliced, rest, b"\n")
+            (prefix, ident, _ID_TAIL_TS, at_timestamp(record.timestamp), b",", spliced, rest, b"\n")
         )
 
     def _merged(self, body: bytes, record: Record, index: str) -> bytes:
         """Slow path for a line that already has a spliced key: decode, merge, encode."""
         doc = orjson.loads(body)
-        out: dict[str, object] = {"@timestamp": record.timestamp}
+        out: dict[str, object] = {"@timestamp": orjson.loads(at_timestamp(record.timestamp))}
         if self.data_stream:
             extra = self._extra[index]
             if extra:

@@ -158,6 +158,7 @@ class FieldMap:
     type: str
     keyword_sub: bool = False  # text fields from dynamic mapping get a ``.keyword`` subfield
     value: Any = None  # constant_keyword value
+    ignore_malformed: bool = False
 
 
 @dataclass
@@ -188,7 +189,11 @@ class Mapping:
                 self._merge_props(path + ".", spec["properties"])
             else:
                 ftype = spec.get("type", "object")
-                fm = FieldMap(ftype, value=spec.get("value"))
+                fm = FieldMap(
+                    ftype,
+                    value=spec.get("value"),
+                    ignore_malformed=bool(spec.get("ignore_malformed", False)),
+                )
                 if ftype == "text" and "keyword" in spec.get("fields", {}):
                     fm.keyword_sub = True
                 self.fields[path] = fm
@@ -282,8 +287,15 @@ def _check_value(path: str, fm: FieldMap, value: Any, doc_id: str) -> None:
         return
     if t in ("date", "date_nanos"):
         try:
-            parse_date_ns(value)
+            ns = parse_date_ns(value)
+            if t == "date_nanos" and ns < 0:
+                raise ValueError(
+                    f"date[{value}] is before the epoch in 1970 and cannot be stored in "
+                    "nanosecond resolution"
+                )
         except ValueError as exc:
+            if fm.ignore_malformed:
+                return
             raise _parse_error(
                 path, t, doc_id, value, {"type": "illegal_argument_exception", "reason": str(exc)}
             ) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import httpx
+import orjson
 from click.testing import CliRunner
 from es_batches import line, make_batch
 
@@ -80,3 +81,23 @@ def test_es_setup_errors_are_clear() -> None:
     assert res.exit_code == 1 and "cannot reach" in res.output
     res = CliRunner().invoke(es_setup, ["--url", url, "--api-key-env", "OBSKIT_NOPE_UNSET"])
     assert res.exit_code == 2 and "OBSKIT_NOPE_UNSET" in res.output
+
+
+def test_leap_second_and_pre_1970_lines_are_stored(
+    es_receiver: EsReceiver, sink_factory: Callable[..., ElasticsearchSink]
+) -> None:
+    assert run("--url", es_receiver.url)[0] == 0
+    leap = orjson.loads(line(0))
+    leap["timestamp"] = "2016-12-31T23:59:60.5Z"
+    old = orjson.loads(line(1))
+    old["timestamp"] = "1969-07-20T20:17:40Z"
+    sink = sink_factory(es_receiver.url)
+    res = sink.send(make_batch([orjson.dumps(leap), orjson.dumps(old), line(2)]))
+    assert res.rejected == []
+    docs = {d["message"]: d for d in es_receiver.documents("logs-*")}
+    a = docs["handled request 0"]
+    # Elasticsearch's date parser refuses second 60: @timestamp is the minute's last instant,
+    # the original stays in timestamp (date_nanos with ignore_malformed, as es-setup maps it).
+    assert a["@timestamp"] == "2016-12-31T23:59:59.999999999Z"
+    assert a["timestamp"] == "2016-12-31T23:59:60.5Z"
+    assert docs["handled request 1"]["@timestamp"] == "1969-07-20T20:17:40Z"
