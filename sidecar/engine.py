@@ -292,7 +292,7 @@ class Engine:
         for sink in self.sinks:
             sink.stopping.set()
         for w in self.workers:
-            w.finish()
+            w.finish(max(deadline, time.monotonic() + 1.0))
         for w in self.workers:
             w.thread.join(max(0.5, deadline - time.monotonic()))
         self._apply_acks()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from sidecar.sinks.base import Batch, SendResult, Sink, SinkStopped
@@ -50,14 +51,15 @@ class SinkWorker:
                 if give_up() or not self.thread.is_alive():
                     return False
 
-    def finish(self) -> None:
-        """No more batches: the thread exits after the queued ones (or on stop)."""
+    def finish(self, deadline: float) -> None:
+        """No more batches: the thread exits after the queued ones (or on stop). Gives up at
+        ``deadline`` (``time.monotonic()``) if a stuck sink keeps the queue full."""
         while True:
             try:
                 self.queue.put(None, timeout=0.2)
                 return
             except queue.Full:
-                if not self.thread.is_alive():
+                if not self.thread.is_alive() or time.monotonic() >= deadline:
                     return
 
     def _run(self) -> None:

@@ -96,6 +96,18 @@ class Recording(Sink):
         return SendResult(rejected)
 
 
+def _stop_when(eng: Engine, cond: Any, timeout: float = 20) -> None:
+    """Request a stop from another thread once ``cond()`` holds (or at the timeout)."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while not cond() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        eng.request_stop()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _cfg(tmp: Path, **extra: Any) -> Any:
     return build_config(
         {
@@ -231,10 +243,10 @@ def test_stop_hands_over_the_open_batch_and_returns_promptly(tmp_path: Path) -> 
     files = {"a": _data(25)}
     sink = Recording("s")
     cfg = _cfg(tmp_path, batch={"max_lines": 1000, "max_wait": "1h"}, shutdown_timeout="30s")
-    eng = Engine(
-        cfg, source_factory=lambda c, cp: ListSource(files), sinks=[sink], log=lambda *a, **k: None
-    )
-    threading.Timer(0.5, eng.request_stop).start()
+    src = ListSource(files)
+    eng = Engine(cfg, source_factory=lambda c, cp: src, sinks=[sink], log=lambda *a, **k: None)
+    # Stop once everything was read: the lines are all in the open batch (max_wait 1 h).
+    _stop_when(eng, lambda: src.pos["a"] == len(files["a"]))
     t0 = time.monotonic()
     assert eng.run() == 0
     assert time.monotonic() - t0 < 10  # not the 30 s shutdown deadline
@@ -260,7 +272,7 @@ def test_a_stuck_sink_is_stopped_at_the_deadline_and_nothing_is_acknowledged(
         sinks=[ok, stuck],
         log=lambda *a, **k: None,
     )
-    threading.Timer(0.5, eng.request_stop).start()
+    _stop_when(eng, lambda: len(ok.got) == 40)
     t0 = time.monotonic()
     assert eng.run() == 0
     assert time.monotonic() - t0 < 10
