@@ -191,3 +191,18 @@ def test_line_exactly_at_the_limit_and_one_over(tmp_path: Path) -> None:
     reports, _ = run(write(tmp_path, data), policy=Policy(max_line_bytes=limit))
     # The limit counts the line's bytes without LF; a CR counts (it is part of the line).
     assert rules(reports) == [(2, "OBS011"), (3, "OBS011")]
+
+
+def test_multi_member_gzip(tmp_path: Path) -> None:
+    # `cat a.gz b.gz > c.gz` (log rotation tools do this) is one valid gzip stream.
+    data = gzip.compress(L + b"\r\n") + gzip.compress(BAD + b"\n" + L)
+    reports, s = run(write(tmp_path, data, "c.log.gz"))
+    assert rules(reports) == [(2, "OBS003")] and s.lines == 3
+
+
+def test_gzip_larger_than_a_block(tmp_path: Path) -> None:
+    lines = [L] * 20_000
+    lines[12_345] = BAD
+    reports, s = run(write(tmp_path, gzip.compress(b"\n".join(lines)), "big.log.gz"))
+    assert rules(reports) == [(12_346, "OBS003")] and s.lines == 20_000
+    assert reports[0].offset == 12_345 * (len(L) + 1)
