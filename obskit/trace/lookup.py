@@ -135,5 +135,8 @@ def run_lookup(cfg: TraceConfig, trace_id: str, window: Window) -> LookupResult:
             res.requests = es.stats.requests
             res.notes.extend(es.notes)
             res.notes.extend(es.stats.warnings)
+    for res in results:
+        # A line found by both Loki queries, or by two shards at a border, counts once.
+        res.entries = merge([res.entries])
     entries = merge(r.entries for r in results)
     return LookupResult(trace_id, window, entries, results)
