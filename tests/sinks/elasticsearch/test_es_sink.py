@@ -264,6 +264,17 @@ def test_own_timestamp_and_static_keys_do_not_duplicate(
     assert docs[1]["_source"]["host"] == "sidecar-host"
 
 
+def test_spliced_key_names_inside_values_or_nested_are_not_clashes(
+    es_receiver: EsReceiver, sink_factory: Factory
+) -> None:
+    sink = sink_factory(es_receiver.url)
+    odd = line(0, note='the "@timestamp" and "host" keys', ctx={"host": "inner"})
+    assert sink.send(make_batch([odd], static={"host": "sidecar-host"})).rejected == []
+    (doc,) = es_receiver.documents("logs-*")
+    assert doc["host"] == "sidecar-host" and doc["ctx"] == {"host": "inner"}
+    assert "log.original_timestamp" not in doc
+
+
 def test_index_mode_with_date_pattern_on_opensearch(
     os_receiver: EsReceiver, sink_factory: Factory
 ) -> None:
