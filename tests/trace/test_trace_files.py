@@ -214,3 +214,40 @@ def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:
 def test_missing_path_is_usage_error(tmp_path: Path) -> None:
     with pytest.raises(TraceUsageError, match="no such file"):
         search_files([tmp_path / "nope"], TRACE, WIDE)
+
+
+def test_sidecar_file_sink_archive(tmp_path: Path) -> None:
+    """What the sidecar's file sink writes (rotated NDJSON segments, older ones gzipped, a
+    hidden journal, static fields appended) is searched as is."""
+    import orjson
+
+    from obskit.schema import check_line
+    from sidecar.sinks.base import Batch
+    from sidecar.sinks.file import Config, FileSink
+
+    sink = FileSink("f", Config(dir=str(tmp_path), max_segment_bytes=4096, gzip=True))
+    sink.start()
+    want = []
+    for b in range(20):
+        lines, recs, ids = [], [], []
+        for i in range(15):
+            n = b * 15 + i
+            mine = n % 4 == 0
+            ln = orjson.dumps(
+                record(T0 + n * 10**6, trace_id=TRACE if mine else OTHER, message=f"s{n}")
+            )
+            rec, _ = check_line(ln)
+            assert rec is not None
+            lines.append(ln)
+            recs.append(rec)
+            ids.append(f"k-{n * 100}")
+            if mine:
+                want.append(f"s{n}")
+        sink.send(Batch(b, lines, recs, ids, {"host": "web-1"}, {"k": (b * 1500, b * 1500 + 1500)}))
+    sink.close()
+    assert any(p.suffix == ".gz" for p in tmp_path.iterdir())
+    assert (tmp_path / ".file-sink.journal").exists()
+    found = search_files([tmp_path], TRACE, WIDE)
+    assert sorted(e.message for e in found.entries) == sorted(want)
+    assert all(e.fields["host"] == "web-1" for e in found.entries)
+    assert not found.warnings
