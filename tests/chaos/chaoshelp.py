@@ -42,11 +42,11 @@ def wait_until(pred: Callable[[], bool], timeout: float, what: str) -> None:
 
 @dataclass
 class Outcome:
-    """What arrived, for :func:`account`: seq ids in arrival order, and (service, gen) per
-    arrival for the order check."""
+    """What arrived, for :func:`account`: seq ids in arrival order, and per arrival the key
+    within which order is promised (e.g. service and file generation)."""
 
     seqs: list[str] = field(default_factory=list)
-    gens: list[int] = field(default_factory=list)
+    keys: list[tuple[Any, ...]] = field(default_factory=list)
     identical_dups: int = 0  # extra copies that were exactly the same entry
     different_dups: list[str] = field(default_factory=list)  # copies that differ: a bug
 
@@ -287,16 +287,15 @@ class Chaos:
         r.unexpected = sorted(counts.keys() - expected)
         r.duplicates = sum(c - 1 for c in counts.values()) + got.identical_dups
         if check_order:
-            last: dict[tuple[str, int], int] = {}
+            last: dict[tuple[Any, ...], int] = {}
             seen: set[str] = set()
-            for seq, gen in zip(got.seqs, got.gens, strict=True):
+            for seq, key in zip(got.seqs, got.keys, strict=True):
                 if seq in seen:
                     continue  # a resent copy: order is promised for first deliveries
                 seen.add(seq)
                 svc, _, n = seq.rpartition("-")
-                key = (svc, gen)
                 if last.get(key, -1) > int(n):
-                    r.order_violations.append(f"{seq} after {svc}-{last[key]} (gen {gen})")
+                    r.order_violations.append(f"{seq} after {svc}-{last[key]} in {key}")
                 last[key] = max(last.get(key, -1), int(n))
         qseqs = Counter(_seq_of_raw(q) for q in quarantine)
         r.quarantined = len(qseqs.keys() & invalid)
@@ -352,12 +351,20 @@ def quarantine_entries(state: Path) -> list[dict[str, Any]]:
     return read_ndjson(sorted((state / "quarantine").glob("quarantine*.ndjson")))
 
 
-def outcome_of_records(records: Iterable[dict[str, Any]]) -> Outcome:
+def outcome_of_records(
+    records: Iterable[dict[str, Any]], key: Callable[[dict[str, Any]], tuple[Any, ...]]
+) -> Outcome:
+    """Seqs in arrival order, with the order key of each record."""
     got = Outcome()
     for rec in records:
         got.seqs.append(str(rec.get("seq")))
-        got.gens.append(int(rec.get("gen", -1)))
+        got.keys.append(key(rec))
     return got
+
+
+def file_order(rec: dict[str, Any]) -> tuple[Any, ...]:
+    """Order promised per source file: one service's file generation (one inode's lines)."""
+    return (rec.get("service"), rec.get("gen"))
 
 
 def by_seq(records: Iterable[tuple[str, Any]]) -> dict[str, set[Any]]:

@@ -4,7 +4,7 @@ line archived exactly once, in file order, and every invalid line quarantined.""
 from __future__ import annotations
 
 import pytest
-from chaoshelp import Chaos, outcome_of_records, quarantine_entries, read_ndjson
+from chaoshelp import Chaos, file_order, outcome_of_records, quarantine_entries, read_ndjson
 
 pytestmark = pytest.mark.chaos
 
@@ -16,6 +16,7 @@ def test_file_sink_kill9_storm_all_rotations(chaos: Chaos) -> None:
     chaos.storm(interval=(1.0, 3.0))
     chaos.drain()
     records = read_ndjson(sorted(archive.glob("archive-*.ndjson")))
-    r = chaos.account(outcome_of_records(records), quarantine_entries(chaos.state), True)
+    got = outcome_of_records(records, file_order)
+    r = chaos.account(got, quarantine_entries(chaos.state), check_order=True)
     # The file sink's journal makes it exactly once, even across kill -9.
     chaos.assert_clean(r, max_duplicates=0)
