@@ -215,12 +215,10 @@ def _report(
     err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
     for b in result.backends:
         for note in b.notes:
-            if debug or not note[:1].isdigit():
-                err.print(
-                    f"note: {b.name}: {note}" if not note.startswith(b.name) else f"note: {note}"
-                )
+            err.print(f"note: {note}" if note.startswith(b.name) else f"note: {b.name}: {note}")
         if debug:
-            err.print(f"debug: {b.name}: {len(b.entries)} lines, {b.requests} requests")
+            extra = "".join(f", {i}" for i in b.info)
+            err.print(f"debug: {b.name}: {len(b.entries)} lines, {b.requests} requests{extra}")
     if output == "json":
         render_json(
             result.entries,
@@ -243,11 +241,7 @@ def _report(
             err.print("obskit trace: results are incomplete (a backend failed)")
         return EXIT_ERROR
     if not result.entries:
-        outside = [n for b in result.backends for n in b.notes if "outside the window" in n]
-        err.print(
-            f"obskit trace: no lines of trace {result.trace_id} found in {_searched(result)}"
-            + (f" ({outside[0]}; widen --since)" if outside else "")
-        )
+        err.print(f"obskit trace: no lines of trace {result.trace_id} found in {_searched(result)}")
         return EXIT_NOT_FOUND
     return EXIT_FOUND
 

@@ -26,6 +26,8 @@ class BackendResult:
     error: str | None = None
     requests: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Statistics shown with ``--debug`` only.
+    info: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -94,13 +96,14 @@ def run_lookup(cfg: TraceConfig, trace_id: str, window: Window) -> LookupResult:
                     res.notes.extend(found.warnings[:20])
                     if len(found.warnings) > 20:
                         res.notes.append(f"... and {len(found.warnings) - 20} more warnings")
-                    res.notes.append(
+                    res.info.append(
                         f"{found.files} file{'s' * (found.files != 1)}, "
                         f"{found.bytes_read / 1e6:.1f} MB read"
                     )
                     if found.outside_window:
                         res.notes.append(
-                            f"{found.outside_window} line(s) of this trace are outside the window"
+                            f"{found.outside_window} line(s) of this trace are outside the "
+                            "window (widen --since, or use --from/--to)"
                         )
                     return found.entries
 
