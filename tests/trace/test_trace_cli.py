@@ -279,3 +279,16 @@ def test_obskit_toml_trace_table_is_found_and_validate_still_reads_it(
     assert len(r.stdout.splitlines()) == 3
     v = CliRunner().invoke(main, ["validate", str(logs / "checkout.log")])
     assert v.exit_code == 0, v.output
+
+
+def test_lines_outside_the_window_are_pointed_out(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    write_logs(logs)  # five minutes ago
+    r = CliRunner().invoke(
+        main,
+        ["trace", TRACE, "--path", str(logs), "--since", "1m", "--debug"],
+        env={"OBSKIT_TRACE_CONFIG": os.devnull},
+    )
+    assert r.exit_code == 1
+    assert "3 line(s) of this trace are outside the window (widen --since" in r.stderr
+    assert "debug: files " in r.stderr and "2 files" in r.stderr
