@@ -261,29 +261,34 @@ class FileSink(Sink):
         return keep
 
     def _encode(self, lines: list[bytes], static: dict[str, str]) -> bytes:
-        data = b"\n".join(lines) + b"\n"
+        data = b"\n".join([*lines, b""])
         if not (self.config.enrich and static):
             return data
-        fields = [(k, b'"' + k.encode() + b'":') for k in static]
+        # A key counts as present when its quoted name appears anywhere in the line: a value
+        # equal to it only costs that line its enrichment, a key is never written twice.
+        needles = [(k, orjson.dumps(k)) for k in static]
         suffix = b"".join(
             b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in static.items()
         )
-        if data.count(b"}\n") == len(lines) and not any(n in data for _, n in fields):
-            # Every line ends with "}" and none has a static key: one C-speed replace.
-            return data.replace(b"}\n", suffix + b"}\n")
-        out = []
+        # The scan looks for '"host' first: a needle ending in '"' (the commonest byte in
+        # JSON) defeats the search's skip table; the exact needle is checked only on a hit.
+        if not any(n[:-1] in data and n in data for _, n in needles):
+            out = data.replace(b"}\n", suffix + b"}\n")
+            # "}\n" can only end a line, so this length means every line got its fields once.
+            if len(out) == len(data) + len(suffix) * len(lines):
+                return out
+        parts = []
         for line in lines:
             stripped = line.rstrip(b" \t")
             if not stripped.endswith(b"}"):
-                out.append(line)
+                parts.append(line)
                 continue
             extra = b"".join(
-                b"," + orjson.dumps(k) + b":" + orjson.dumps(static[k])
-                for k, needle in fields
-                if needle not in line and needle[:-1] + b" :" not in line
+                b"," + n + b":" + orjson.dumps(static[k]) for k, n in needles if n not in line
             )
-            out.append(stripped[:-1] + extra + b"}" if extra else line)
-        return b"\n".join(out) + b"\n"
+            parts.append(stripped[:-1] + extra + b"}" if extra else line)
+        parts.append(b"")
+        return b"\n".join(parts)
 
 
 def _fsync_dir(path: Path) -> None:
