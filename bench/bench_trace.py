@@ -196,7 +196,7 @@ def bench_backends(args: argparse.Namespace) -> None:
         print(f"loki receiver loaded {n} lines in {time.perf_counter() - t:.0f} s")
         for mode in ("metadata", "both"):
             before = rx.stats()["query_requests"]
-            cfg = TraceConfig(loki=LokiConfig(url=rx.url, mode=mode))
+            cfg = TraceConfig(loki=LokiConfig(url=rx.url, mode=mode, shard=args.loki_shard))
             t = time.perf_counter()
             res = run_lookup(cfg, TRACE, window)
             dt = time.perf_counter() - t
@@ -204,7 +204,7 @@ def bench_backends(args: argparse.Namespace) -> None:
             reqs = rx.stats()["query_requests"] - before
             print(
                 f"loki mode={mode}: {len(res.entries)}/{k} lines, {reqs} requests, {dt:.1f} s "
-                f"(28 shards of 6 h, page 5000, concurrency 4)"
+                f"(shards of {args.loki_shard}, page 5000, concurrency 4)"
             )
         rx.stop()
 
@@ -228,7 +228,11 @@ def bench_backends(args: argparse.Namespace) -> None:
         print(f"es receiver loaded {n} docs in {time.perf_counter() - t:.0f} s")
         for pit in (True, False):
             before = es.stats.search_requests
-            cfg = TraceConfig(elasticsearch=ElasticsearchConfig(url=es.url, pit=pit))
+            cfg = TraceConfig(
+                elasticsearch=ElasticsearchConfig(
+                    url=es.url, pit=pit, page_size=args.es_page_size, timeout=args.timeout
+                )
+            )
             t = time.perf_counter()
             res = run_lookup(cfg, TRACE, window)
             dt = time.perf_counter() - t
@@ -236,7 +240,7 @@ def bench_backends(args: argparse.Namespace) -> None:
             reqs = es.stats.search_requests - before
             print(
                 f"elasticsearch pit={pit}: {len(res.entries)}/{k} lines, {reqs} searches, "
-                f"{dt:.1f} s (7 shards of 1 d, page 1000, concurrency 4)"
+                f"{dt:.1f} s (7 shards of 1 d, page {args.es_page_size}, concurrency 4)"
             )
         es.stop()
 
@@ -253,6 +257,11 @@ def main() -> None:
     b.add_argument("--lines", type=int, default=1_000_000)
     b.add_argument("--trace-lines", type=int, default=50_000)
     b.add_argument("--backend", choices=["loki", "es", "both"], default="both")
+    b.add_argument("--es-page-size", type=int, default=1000)
+    b.add_argument("--loki-shard", default="6h")
+    b.add_argument(
+        "--timeout", type=float, default=600.0, help="per request; the receiver is slow at 1M"
+    )
     a = ap.parse_args()
     bench_files(a) if a.what == "files" else bench_backends(a)
 
