@@ -52,7 +52,10 @@ def write_config(tmp: Path, **sections: Any) -> Path:
 def archived(tmp: Path) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for seg in sorted((tmp / "archive").glob("archive-*.ndjson")):
-        out.extend(orjson.loads(x) for x in seg.read_bytes().splitlines() if x)
+        data = seg.read_bytes()
+        # Only complete lines: the sidecar may be writing (or was killed mid-write; a restart
+        # cuts such a torn batch off).
+        out.extend(orjson.loads(x) for x in data[: data.rfind(b"\n") + 1].splitlines() if x)
     return out
 
 
