@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -157,7 +158,13 @@ def trace(
             raise
         _fail(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)")
         return
-    sys.exit(_report(result, output, console, field_list, link, debug))
+    try:
+        code = _report(result, output, console, field_list, link, debug)
+    except BrokenPipeError:
+        # `obskit trace ... | head`: the reader is gone; that is not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_FOUND if result.entries else EXIT_NOT_FOUND
+    sys.exit(code)
 
 
 def _config(

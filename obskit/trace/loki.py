@@ -219,14 +219,16 @@ class LokiBackend:
         lookback_ns: int = 300 * 1_000_000_000,
     ) -> None:
         """Poll for new lines of the trace until ``stop`` is set, calling ``on_entry`` once per
-        line. Each poll re-reads the last ``lookback_ns`` (shippers deliver late) and drops
-        what was already shown."""
+        line. The first poll reads the whole window (the trace so far); later ones re-read the
+        last ``lookback_ns`` (shippers deliver late) and drop what was already shown."""
         seen: dict[Identity, int] = {}
         # The same line found by both queries is one line (their stream labels may differ).
         shown: dict[tuple[str, int, str, str], int] = {}
+        first = True
         while not stop.is_set():
             now = time.time_ns()
-            start = max(window_start_ns, now - lookback_ns)
+            start = window_start_ns if first else max(window_start_ns, now - lookback_ns)
+            first = False
             fresh: list[Entry] = []
             for q in self.queries():
                 for raw in self.query_range(q, Window(start, now + 1)):
