@@ -173,3 +173,18 @@ def test_metrics_health_and_readiness_endpoints(tmp_path: Path, sidecars: list[S
     assert "obskit_sidecar_checkpoint_age_seconds" in text
     assert 'obskit_sidecar_file_lag_bytes{path="' in text
     assert s.signal(signal.SIGTERM) == 0
+
+
+def test_busy_health_port_is_one_clear_error_and_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        cfg = write_config(tmp_path, http={"listen": f"127.0.0.1:{port}"})
+        res = run_once(cfg)
+    assert res.returncode == 1
+    errors = [orjson.loads(x) for x in res.stdout.splitlines() if b'"ERROR"' in x.encode()]
+    assert len(errors) == 1 and "cannot start" in errors[0]["message"], res.stdout
+    assert errors[0]["service"] == "obskit-sidecar" and errors[0]["timestamp"].endswith("Z")
