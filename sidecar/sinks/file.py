@@ -37,13 +37,20 @@ _SEGMENT_GLOB = "archive-*.ndjson*"
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """``type: file`` settings."""
+    """The local NDJSON archive (``type: file``): exactly once across restarts."""
 
+    #: Archive folder (relative paths are relative to the working directory).
     dir: str = "archive"
+    #: A new segment starts when the current one would pass this size.
     max_segment_bytes: ByteSize = ByteSize(64 * 1024 * 1024)
+    #: Segments kept, the oldest deleted first; 0 keeps all.
     max_segments: int = 0
+    #: Compress each segment once it is complete (``.ndjson.gz``, read by ``obskit trace``).
     gzip: bool = False
+    #: Add the sidecar's static fields (``enrich:``) to each record that lacks them.
     enrich: bool = True
+    #: fsync every batch before acknowledging it (``false``: safe against a process crash,
+    #: not against power loss).
     fsync: bool = True
 
     def __post_init__(self) -> None:
@@ -134,10 +141,15 @@ class FileSink(Sink):
         if self._journal is not None:
             self._journal.close()
         tmp = self.dir / (JOURNAL + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(self._entry(self._marks))
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(self._entry(self._marks))
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise _named(exc, tmp) from exc
         os.replace(tmp, self.dir / JOURNAL)
         _fsync_dir(self.dir)
         self._journal_entries = 0
@@ -218,7 +230,7 @@ class FileSink(Sink):
                 if self.config.fsync:
                     os.fsync(self._journal.fileno())
                 self._marks.update(self._merged(marks))
-        except BaseException:
+        except BaseException as exc:
             # Undo a partial write so the worker's retry cannot archive the batch twice.
             self._size = before
             for k, v in prev.items():
@@ -229,6 +241,8 @@ class FileSink(Sink):
             with contextlib.suppress(OSError):
                 self._fh.truncate(before)
                 self._rewrite_journal()
+            if isinstance(exc, OSError):
+                raise _named(exc, self.dir) from exc
             raise
         self.metrics.request(time.perf_counter() - t0, "ok")
         self.metrics.sent(len(lines), len(data))
@@ -289,6 +303,13 @@ class FileSink(Sink):
             parts.append(stripped[:-1] + extra + b"}" if extra else line)
         parts.append(b"")
         return b"\n".join(parts)
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """Buffered writes report ENOSPC or EIO without a file name: say which file or folder."""
+    if exc.filename is not None:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def _fsync_dir(path: Path) -> None:
