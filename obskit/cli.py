@@ -2,29 +2,43 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from obskit import __version__
 
+# Subcommands are imported only when invoked: `obskit validate` in CI should not pay for
+# httpx and rich, which only `obskit trace` needs.
+_COMMANDS = {
+    "validate": ("obskit.validate.command", "validate", "Check log files against schema v1."),
+    "trace": ("obskit.trace.command", "trace", "Every line of one trace, across services."),
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = _COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        command = getattr(importlib.import_module(spec[0]), spec[1])
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The help listing uses the short texts above, so `obskit --help` imports nothing.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, spec[2]) for name, spec in sorted(_COMMANDS.items())])
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="obskit")
 def main() -> None:
     """obskit: the log schema v1 toolkit (validate logs, look up traces)."""
 
-
-def _register() -> None:
-    from obskit.validate.command import validate
-
-    main.add_command(validate)
-    try:
-        from obskit.trace.command import trace  # type: ignore[import-not-found, unused-ignore]
-    except ImportError:  # pragma: no cover - during development only
-        return
-    main.add_command(trace)
-
-
-_register()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
