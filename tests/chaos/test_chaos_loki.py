@@ -91,7 +91,7 @@ def test_loki_faults_and_kills(chaos: Chaos, loki: LokiReceiver) -> None:
     got.identical_dups = st["duplicates_dropped"]
     different = {k: v for k, v in by_seq(forms).items() if len(v) > 1}
     r = chaos.account(got, quarantine_entries(chaos.state), check_order=True)
-    r.extra = {
+    r.extra |= {
         "dup_stored": st["duplicates_stored"],
         "dup_dropped_by_loki": st["duplicates_dropped"],
         "faults_served": st["faults_served"],
