@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -234,22 +236,40 @@ def test_follow_prints_new_lines_until_interrupted(loki: LokiReceiver) -> None:
         text=True,
         env=env,
     )
-    try:
+    rows: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:  # readline blocks; a thread keeps every wait below bounded
         assert proc.stdout is not None
-        seen: list[str] = []
+        for row in proc.stdout:
+            rows.put(row)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    seen: list[str] = []
+    out = err = ""
+    try:
         deadline = time.monotonic() + 20
         pushed = False
         while time.monotonic() < deadline:
-            row = proc.stdout.readline()
+            try:
+                row = rows.get(timeout=0.5)
+            except queue.Empty:
+                continue
             seen.append(row)
             if "already there" in row and not pushed:
                 loki_push(loki.url, [record(time.time_ns(), "payments", "ERROR", "live line")])
                 pushed = True
             if "live line" in row:
                 break
+        assert any("already there" in r for r in seen), seen
         assert any("live line" in r for r in seen), seen
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        reader.join(timeout=5)
+        while not rows.empty():
+            out += rows.get()
+        assert proc.stderr is not None
+        err = proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
