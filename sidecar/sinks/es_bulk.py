@@ -271,6 +271,8 @@ def item_statuses(body: bytes, expected: int) -> list[tuple[int, str]] | None:
         )
     out: list[tuple[int, str]] = []
     for entry in full.items:
+        if len(entry) != 1:  # one action per item; anything else is not a bulk response
+            raise BulkResponseError(f"bulk response item with {len(entry)} actions")
         item = next(iter(entry.values()))
         reason = ""
         if item.error is not None:

@@ -203,7 +203,10 @@ def parse_go_time(text: str) -> int | None:
     if m is None:
         return None
     y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
-    secs = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+    try:
+        secs = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
+    except ValueError:  # month 13 and the like: a reply we cannot read, not a crash
+        return None
     off = (int(m.group(9)) * 3600 + int(m.group(10)) * 60) * (1 if m.group(8) == "+" else -1)
     frac = int((m.group(7) or "").ljust(9, "0"))
     return (secs - off) * 1_000_000_000 + frac
