@@ -105,8 +105,13 @@ class Engine:
         for w in self.checkpoints.load():
             self.log("WARN", w, component="checkpoint")
         self.sinks = self._build_sinks()
+        known = self.checkpoints.file_keys()
+        resume = {k: off for k in known if (off := self.checkpoints.get(k)) is not None}
         for sink in self.sinks:
             sink.metrics = self.metrics.for_sink(sink.name)
+            hook = getattr(sink, "set_resume_points", None)
+            if hook is not None:  # sinks that deduplicate replays after a crash (file sink)
+                hook(resume)
             sink.start()
             worker = SinkWorker(
                 sink,

@@ -83,6 +83,7 @@ class FileSink(Sink):
         self._size = 0
         self._marks: dict[str, int] = {}
         self._guard: dict[str, int] = {}
+        self._resume: dict[str, int] = {}
         self._journal: Any = None
         self._journal_entries = 0
         self.skipped_replayed = 0
@@ -251,18 +252,25 @@ class FileSink(Sink):
     def _merged(self, marks: dict[str, int]) -> dict[str, int]:
         return {k: end for k, end in marks.items() if end > self._marks.get(k, -1)}
 
+    def set_resume_points(self, offsets: dict[str, int]) -> None:
+        """Where the engine resumes each file (its checkpoints), called before the first
+        batch: only lines from there up to the journalled offset are replays. A file read
+        again from an earlier offset (truncated while the sidecar was away) is new content."""
+        self._resume = dict(offsets)
+
     def _drop_replayed(self, batch: Batch) -> list[bytes]:
         replay: dict[str, int] = {}
         for key, (first, end) in batch.extents.items():
             mark = self._guard.get(key)
             if mark is None:
                 continue
-            if first >= mark:
-                del self._guard[key]  # caught up: nothing of this file is replayed any more
-            else:
-                replay[key] = mark
-                if end >= mark:
-                    del self._guard[key]
+            if first >= mark or first < self._resume.get(key, 0):
+                # Caught up, or not resuming where we stopped: nothing here is a replay.
+                del self._guard[key]
+                continue
+            replay[key] = mark
+            if end >= mark:
+                del self._guard[key]
         if not replay:
             return batch.lines
         keep: list[bytes] = []

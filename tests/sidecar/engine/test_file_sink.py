@@ -129,3 +129,24 @@ def test_a_failed_write_is_undone_so_the_retry_does_not_duplicate(
     s2.send(_batch(3, "k", 0, 6))  # a full replay after restart is skipped
     s2.close()
     assert _messages(tmp_path) == [f"m{o}" for o in range(0, 300, 50)]
+
+
+def test_a_file_read_again_from_before_its_checkpoint_is_new_content(tmp_path: Path) -> None:
+    # Archived up to 500; the checkpoint said 250; after the restart the tailer reads the
+    # file from 0 (it was truncated and rewritten while the sidecar was away): not a replay.
+    s = FileSink("f", Config(dir=str(tmp_path)))
+    s.start()
+    s.send(_batch(1, "k", 0, 10))
+    s.close()
+    s2 = FileSink("f", Config(dir=str(tmp_path)))
+    s2.set_resume_points({"k": 250})
+    s2.start()
+    s2.send(_batch(1, "k", 0, 3))
+    s2.close()
+    assert _messages(tmp_path) == [f"m{o}" for o in range(0, 500, 50)] + ["m0", "m50", "m100"]
+    s3 = FileSink("f", Config(dir=str(tmp_path)))
+    s3.set_resume_points({"k": 150})
+    s3.start()
+    s3.send(_batch(1, "k", 150, 1))  # resuming at the checkpoint: a replay, skipped
+    s3.close()
+    assert len(_messages(tmp_path)) == 13
