@@ -363,9 +363,13 @@ def _seq_of_raw(entry: dict[str, Any]) -> str | None:
 def read_ndjson(paths: Iterable[Path]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for p in paths:
-        for raw in p.read_bytes().splitlines():
-            if raw.strip():
+        for n, raw in enumerate(p.read_bytes().splitlines(), 1):
+            if not raw.strip():
+                continue
+            try:
                 out.append(orjson.loads(raw))
+            except orjson.JSONDecodeError as exc:
+                raise AssertionError(f"{p}:{n}: corrupt record ({exc}): {raw[:300]!r}") from None
     return out
 
 
