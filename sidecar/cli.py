@@ -98,11 +98,18 @@ def run_sidecar(cfg: LoadedConfig, exit_on_idle: float | None = None) -> int:
             quarantine=str(cfg.quarantine_dir),
             listen=f"{a[0]}:{a[1]}" if a else None,
         )
-        code = engine.run(exit_on_idle)
     except Exception as exc:  # a start-up failure must be one clear line, then exit 1
         log("ERROR", f"cannot start: {exc}", error=type(exc).__name__)
         engine.shutdown()
         code = 1
+    else:
+        try:
+            code = engine.run(exit_on_idle)
+        except Exception as exc:
+            # Checkpoints were saved by the shutdown and never pass unacknowledged lines: a
+            # restart resumes safely. Exit 1 so the orchestrator restarts us.
+            log("ERROR", f"stopped by an unexpected error: {exc}", error=type(exc).__name__)
+            code = 1
     finally:
         if server is not None:
             server.close()

@@ -1,7 +1,7 @@
 """The dead-letter file: lines that were not forwarded, with where they came from and why.
 
 One JSON object per line in ``<dir>/quarantine.ndjson``; when it passes ``max_bytes`` it is
-renamed ``quarantine-<UTC time>.ndjson`` and a new one starts; the oldest rotated files beyond
+renamed ``quarantine-<UTC time>-<n>.ndjson`` and a new one starts; the oldest rotated files beyond
 ``max_files`` are deleted (the only data the sidecar ever deletes, bounded by config). Entry::
 
     {"time": "...Z", "stage": "schema"|"sink", "sink": null|"loki", "file": "/app/logs/a.log",
@@ -103,7 +103,13 @@ class DeadLetter:
             if self._fh is None:
                 self._open()
             elif self._size + len(data) > self.max_bytes and self._size > 0:
-                self._rotate()
+                try:
+                    self._rotate()
+                except OSError:
+                    # Held open by someone else (Windows) or cannot rename: keep appending to
+                    # the current file and try again at the next entry; never lose the entry.
+                    if self._fh is None or self._fh.closed:
+                        self._open()
             self._fh.write(data)
             self._size += len(data)
             self.entries += 1
@@ -112,13 +118,14 @@ class DeadLetter:
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        n = 0
-        while True:
-            target = self.dir / f"quarantine-{stamp}{f'-{n}' if n else ''}.ndjson"
-            if not target.exists():
-                break
-            n += 1
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        # Numbered past any file of the same second, so names sort in rotation order (the
+        # pruning below deletes the first names).
+        used = [
+            int(p.name[len(stamp) + 12 : len(stamp) + 16])
+            for p in self.dir.glob(f"quarantine-{stamp}-[0-9][0-9][0-9][0-9].ndjson")
+        ]
+        target = self.dir / f"quarantine-{stamp}-{max(used, default=-1) + 1:04d}.ndjson"
         os.replace(self.path, target)
         rotated = sorted(self.dir.glob("quarantine-*.ndjson"))
         for old in rotated[: max(0, len(rotated) - (self.max_files - 1))]:
