@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from conftest import jl, run_process
+from validate_helpers import jl, run_process
 
 
 def test_exit_0_when_all_valid(logs: Path) -> None:

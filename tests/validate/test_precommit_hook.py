@@ -14,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from conftest import jl, run_process
+from validate_helpers import jl, run_process
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import Result, jl
+from validate_helpers import Result, jl
 
 from obskit.schema import RULES
 
