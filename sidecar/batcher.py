@@ -60,7 +60,7 @@ class Batcher:
             j = min(n, i + room)
             part = lines[i:j]
             size = sum(map(len, part))
-            if size + b.nbytes > self.max_bytes and j - i > 1:
+            if size + b.nbytes > self.max_bytes:
                 # Cut by bytes too: find how many lines fit (at least one per batch).
                 acc = b.nbytes
                 k = i
