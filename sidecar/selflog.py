@@ -6,6 +6,7 @@ the SDK cannot be configured (so the sidecar never fails to start because of its
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -28,6 +29,10 @@ def setup(level: str = "INFO") -> None:
 
         obskit.configure(service=SERVICE, stdout=True, log_dir=None, level=level)
         _sdk_logger = obskit.get_logger("obskit.sidecar")
+        # httpx logs every request at INFO with its full URL (user:password included) through
+        # the stdlib logging the SDK captures: noise per push, and a credential leak.
+        for name in ("httpx", "httpcore"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     except Exception as exc:  # the fallback below keeps the same line format
         _sdk_logger = None
         _fallback(
