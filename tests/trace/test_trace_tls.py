@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from trace_helpers import TRACE, line, record
@@ -30,7 +31,7 @@ class _Loki(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
-    headers_seen: list[dict[str, str]] = []
+    headers_seen: ClassVar[list[dict[str, str]]] = []
 
     def do_GET(self) -> None:
         self.headers_seen.append(dict(self.headers))
