@@ -4,7 +4,8 @@ transport or HTTP failures into one clear :class:`BackendError` line."""
 from __future__ import annotations
 
 import ssl
-from typing import Any
+import time
+from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -116,15 +117,35 @@ def http_reason(resp: httpx.Response) -> str:
     return f"HTTP {resp.status_code}: {reason}{hint}"
 
 
+#: Answers worth a second try: rate limits and overloaded or restarting servers.
+TRANSIENT: Final = frozenset({429, 502, 503, 504})
+
+
 def request(
     client: httpx.Client,
     name: str,
     method: str,
     path: str,
+    retries: int = 3,
     **kwargs: Any,
 ) -> httpx.Response:
-    """Send one request; transport errors become :class:`BackendError` naming ``name``."""
-    try:
-        return client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        raise BackendError(name, describe(exc)) from None
+    """Send one (read-only) request; transport errors become :class:`BackendError` naming
+    ``name``. A transient answer (429, 502, 503, 504) is retried up to ``retries`` times after
+    the server's ``Retry-After`` (at most 10 s) or a short exponential pause; the last answer
+    is returned as is."""
+    for attempt in range(retries + 1):
+        try:
+            resp = client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise BackendError(name, describe(exc)) from None
+        if resp.status_code not in TRANSIENT or attempt == retries:
+            return resp
+        time.sleep(_pause(resp, attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _pause(resp: httpx.Response, attempt: int) -> float:
+    hint = str(resp.headers.get("Retry-After") or "").strip()
+    if hint.replace(".", "", 1).isdigit():
+        return min(float(hint), 10.0)
+    return min(0.25 * 2**attempt, 4.0)

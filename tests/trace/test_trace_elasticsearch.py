@@ -151,3 +151,14 @@ def test_osmem_whole_trace_with_ties(osmem_url: str) -> None:
         got, res = lookup(osmem_url, page_size=100, pit=pit)
         assert sorted(got) == expected(recs), f"pit={pit}"
         assert res.backends[0].requests >= 5
+
+
+def test_transient_answers_are_retried(es_receiver: EsReceiver) -> None:
+    es_bulk(es_receiver.url, dataset())
+    es_receiver.faults.fail_requests(2, status=429, retry_after=0.1, path="_search")
+    got, res = lookup(es_receiver.url, page_size=100, shard="7d")
+    assert len(got) == 430 and res.backends[0].requests == 5
+    es_receiver.faults.fail_requests(10, status=503, path="_search")
+    cfg = TraceConfig(elasticsearch=ElasticsearchConfig(url=es_receiver.url, shard="7d"))
+    res = run_lookup(cfg, TRACE, WINDOW)
+    assert res.errors and "HTTP 503" in res.errors[0]
