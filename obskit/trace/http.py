@@ -148,4 +148,4 @@ def _pause(resp: httpx.Response, attempt: int) -> float:
     hint = str(resp.headers.get("Retry-After") or "").strip()
     if hint.replace(".", "", 1).isdigit():
         return min(float(hint), 10.0)
-    return min(0.25 * 2**attempt, 4.0)
+    return min(0.25 * 2.0**attempt, 4.0)
