@@ -48,7 +48,9 @@ def list_files(paths: Sequence[str | Path]) -> Iterator[Path]:
                 for name in sorted(files):
                     if name.startswith(".") or name.lower().endswith(SKIP_SUFFIXES):
                         continue
-                    yield Path(root) / name
+                    path = Path(root) / name
+                    if path.is_file():  # not a FIFO or socket: opening one would block
+                        yield path
         elif p.is_file():
             yield p
         else:

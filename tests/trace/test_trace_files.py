@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import itertools
+import os
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,11 @@ def test_sidecar_file_sink_archive(tmp_path: Path) -> None:
     assert sorted(e.message for e in found.entries) == sorted(want)
     assert all(e.fields["host"] == "web-1" for e in found.entries)
     assert not found.warnings
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_special_files_in_a_folder_are_skipped(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.log")  # opening it for reading would block forever
+    (tmp_path / "app.log").write_text(line(record(T0)) + "\n")
+    found = search_files([tmp_path], TRACE, WIDE)
+    assert found.files == 1 and len(found.entries) == 1
