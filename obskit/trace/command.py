@@ -224,8 +224,9 @@ def _report(
         for note in b.notes:
             err.print(f"note: {note}" if note.startswith(b.name) else f"note: {b.name}: {note}")
         if debug:
-            extra = "".join(f", {i}" for i in b.info)
-            err.print(f"debug: {b.name}: {len(b.entries)} lines, {b.requests} requests{extra}")
+            err.print(f"debug: {b.name}: {len(b.entries)} lines, {b.requests} requests")
+            for info in b.info:
+                err.print(f"debug: {b.name}: {info}")
     if output == "json":
         render_json(
             result.entries,

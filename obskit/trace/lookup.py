@@ -110,6 +110,7 @@ def run_lookup(cfg: TraceConfig, trace_id: str, window: Window) -> LookupResult:
                 jobs.append((fres, pool.submit(files_job)))
             if loki is not None:
                 lres = BackendResult(loki.name)
+                lres.info.extend(f"LogQL {q}" for q in loki.queries())
                 results.append(lres)
                 for task in loki.tasks(window):
                     jobs.append((lres, pool.submit(guarded(lres, task))))
@@ -121,6 +122,15 @@ def run_lookup(cfg: TraceConfig, trace_id: str, window: Window) -> LookupResult:
                 except BackendError as exc:
                     eres.error = str(exc)
                 else:
+                    eres.info.append(
+                        f"{es.flavor}, index {es.cfg.index}, "
+                        + (
+                            "search_after in a point in time"
+                            if es.uses_search_after()
+                            else "timestamp cursor"
+                            + (" in a point in time" if es.pit_id else " without a snapshot")
+                        )
+                    )
                     for task in es.tasks(window):
                         jobs.append((eres, pool.submit(guarded(eres, task))))
             for res, fut in jobs:
