@@ -29,6 +29,12 @@ CURRENT = "quarantine.ndjson"
 _SERVICE = re.compile(rb'"service"\s*:\s*"([a-z0-9][a-z0-9._-]{0,62})"')
 
 
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
+
+
 def guess_service(line: bytes) -> str | None:
     """The ``service`` of an invalid line when it can be read cheaply, for metrics labels."""
     m = _SERVICE.search(line)
@@ -67,6 +73,11 @@ class DeadLetter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across writes
         self._size = self._fh.tell()
+        if self._size and _last_byte(self.path) != b"\n":
+            # An entry torn by a crash (kill -9 with a full disk): end it, so the next entry
+            # starts on its own line instead of being glued to the fragment.
+            self._fh.write(b"\n")
+            self._size += 1
 
     def write(
         self,
