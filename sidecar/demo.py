@@ -47,7 +47,7 @@ def run_demo(directory: Path | None, lines: int = 400) -> int:
     base = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="obskit-demo-"))
     base.mkdir(parents=True, exist_ok=True)
     (base / "logs").mkdir(exist_ok=True)
-    console.print(f"[bold]obskit-sidecar demo[/] in {base}")
+    console.print(f"[bold]obskit-sidecar demo[/] in {base}", soft_wrap=True)
     console.print(
         f"Starting {len(SERVICES)} sample services ({', '.join(SERVICES)}), "
         f"{lines} lines each, into {base / 'logs'} ..."
@@ -146,8 +146,8 @@ def _summary(console: Console, base: Path, engine: Engine, seconds: float) -> No
     if example is not None:
         tid, svcs = example
         console.print(f"  # one request across {', '.join(svcs)}:")
-        console.print(f"  obskit trace {tid} --path {base / 'archive'}")
+        console.print(f"  obskit trace {tid} --path {base / 'archive'}", soft_wrap=True)
     console.print("  # why lines were quarantined (one JSON object per line):")
-    console.print(f"  {base / 'quarantine' / 'quarantine.ndjson'}")
+    console.print(f"  {base / 'quarantine' / 'quarantine.ndjson'}", soft_wrap=True)
     console.print("  # check the services' logs yourself:")
-    console.print(f"  obskit validate {base / 'logs'}")
+    console.print(f"  obskit validate {base / 'logs'}", soft_wrap=True)

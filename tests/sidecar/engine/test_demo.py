@@ -18,7 +18,7 @@ def test_demo_ships_sample_services_and_prints_a_useful_summary(tmp_path: Path) 
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "COLUMNS": "200"},
+        env={**os.environ, "COLUMNS": "80"},  # the trace command must survive a narrow terminal
     )
     assert res.returncode == 0, res.stdout + res.stderr
     out = res.stdout
