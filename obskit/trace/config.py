@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import yaml
 
+from obskit.secrets import Credentials, Secret, SecretError, resolve_secret
 from obskit.trace.model import TraceUsageError, parse_duration_ns
 
 if sys.version_info >= (3, 11):
@@ -27,40 +28,12 @@ else:  # pragma: no cover - exercised on 3.10 only
 ENV_CONFIG: Final = "OBSKIT_TRACE_CONFIG"
 
 
-class Secret:
-    """A credential read from the environment or a file; ``repr``/``str`` never show it."""
-
-    __slots__ = ("_value", "source")
-
-    def __init__(self, value: str, source: str) -> None:
-        self._value = value
-        self.source = source
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret(from {self.source})"
-
-    __str__ = __repr__
-
-
 def secret_from(env: str | None, file: str | None, what: str) -> Secret | None:
     """The secret named by environment variable ``env`` or stored in ``file``."""
-    if env:
-        value = os.environ.get(env)
-        if value is None:
-            raise TraceUsageError(f"{what}: environment variable {env} is not set")
-        return Secret(value, f"env {env}")
-    if file:
-        try:
-            value = Path(file).read_text(encoding="utf-8-sig").rstrip("\r\n")
-        except OSError as exc:
-            raise TraceUsageError(
-                f"{what}: cannot read secret file {file}: {exc.strerror or exc}"
-            ) from None
-        return Secret(value, f"file {file}")
-    return None
+    try:
+        return resolve_secret(env=env, file=file)
+    except SecretError as exc:
+        raise TraceUsageError(f"{what}: {exc}") from None
 
 
 @dataclass
@@ -280,28 +253,6 @@ def apply_env(cfg: TraceConfig, env: Mapping[str, str] | None = None) -> TraceCo
         if env.get("OBSKIT_ES_USERNAME"):
             cfg.elasticsearch.username = env["OBSKIT_ES_USERNAME"]
     return cfg
-
-
-@dataclass
-class Credentials:
-    """Resolved credentials of one backend; only ``headers``/``basic`` reveal them."""
-
-    username: str | None = None
-    password: Secret | None = None
-    bearer: Secret | None = None
-    api_key: Secret | None = None
-
-    def headers(self) -> dict[str, str]:
-        if self.bearer is not None:
-            return {"Authorization": f"Bearer {self.bearer.reveal()}"}
-        if self.api_key is not None:
-            return {"Authorization": f"ApiKey {self.api_key.reveal()}"}
-        return {}
-
-    def basic(self) -> tuple[str, str] | None:
-        if self.username is None:
-            return None
-        return (self.username, self.password.reveal() if self.password else "")
 
 
 def credentials(

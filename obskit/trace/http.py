@@ -11,7 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from obskit import __version__
-from obskit.trace.config import Credentials, HTTPBackendConfig
+from obskit.secrets import Credentials
+from obskit.trace.config import HTTPBackendConfig
 from obskit.trace.model import BackendError, TraceUsageError
 
 

@@ -7,12 +7,12 @@ import email.utils
 import random
 import ssl
 import time
-from dataclasses import dataclass, field
 
 import httpx
 import msgspec
 
-from sidecar.secrets import Secret, resolve_secret
+from obskit.secrets import Credentials as BaseCredentials
+from obskit.secrets import resolve_secret
 
 
 class TLSConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -44,15 +44,8 @@ class RetryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     multiplier: float = 2.0
 
 
-@dataclass
-class Credentials:
-    """Resolved secrets; ``headers()`` builds the auth headers without exposing values."""
-
-    username: str | None = None
-    password: Secret | None = None
-    bearer: Secret | None = None
-    api_key: Secret | None = None
-    extra: dict[str, str] = field(default_factory=dict)
+class Credentials(BaseCredentials):
+    """Credentials resolved from a sink's :class:`AuthConfig`."""
 
     @classmethod
     def resolve(cls, auth: AuthConfig | None) -> Credentials:
@@ -64,20 +57,6 @@ class Credentials:
             bearer=resolve_secret(env=auth.bearer_token_env, file=auth.bearer_token_file),
             api_key=resolve_secret(env=auth.api_key_env, file=auth.api_key_file),
         )
-
-    def headers(self) -> dict[str, str]:
-        h = dict(self.extra)
-        if self.bearer is not None:
-            h["Authorization"] = f"Bearer {self.bearer.reveal()}"
-        elif self.api_key is not None:
-            h["Authorization"] = f"ApiKey {self.api_key.reveal()}"
-        return h
-
-    def basic(self) -> httpx.BasicAuth | None:
-        if self.username is None:
-            return None
-        pw = self.password.reveal() if self.password is not None else ""
-        return httpx.BasicAuth(self.username, pw)
 
 
 def make_client(
