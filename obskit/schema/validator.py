@@ -181,8 +181,16 @@ def _has_lone_surrogate(line: bytes) -> bool:
     return False
 
 
+_KEY_AND_COLON: Final = re.compile(rb'"(?:[^"\\]|\\.)*"[ \t\r]*:[ \t\r]*')
+
+
 def _value_column(line: bytes, name: str) -> int | None:
-    m = re.search(rb'"' + name.encode() + rb'"[ \t]*:[ \t]*', line)
+    # The value of the last top-level key of that name (the one decoders keep), never a
+    # nested key that happens to share the name.
+    cols = [col for key, col in top_level_keys(line) if key == name]
+    if not cols:
+        return None
+    m = _KEY_AND_COLON.match(line, cols[-1] - 1)
     return m.end() + 1 if m else None
 
 

@@ -554,3 +554,13 @@ def test_shown_never_prints_the_whole_line() -> None:
     assert "not-shown-message" not in v.format()
     assert len(shown("x" * 10_000)) < MAX_SHOWN + 10
     assert shown(b"\xff\x00") == "'\\\\xff\\x00'"
+
+
+def test_column_points_at_the_top_level_value_not_a_nested_namesake() -> None:
+    raw = (
+        b'{"error":{"message":"x"},"message":5,"timestamp":"2024-01-01T00:00:00Z",'
+        b'"level":"INFO","service":"a"}'
+    )
+    (v,) = validate_line(raw)
+    assert v.rule == "OBS008"
+    assert v.column == raw.index(b'"message":5') + len(b'"message":') + 1
