@@ -186,7 +186,12 @@ _KEY_AND_COLON: Final = re.compile(rb'"(?:[^"\\]|\\.)*"[ \t\r]*:[ \t\r]*')
 
 def _value_column(line: bytes, name: str) -> int | None:
     # The value of the last top-level key of that name (the one decoders keep), never a
-    # nested key that happens to share the name.
+    # nested key that happens to share the name. A name that occurs once, plainly spelled,
+    # can only be the top-level key the decoder found: no need to walk the line.
+    needle = _KEY_NEEDLES.get(name) or f'"{name}"'.encode()
+    if line.count(needle) == 1 and not _ESCAPED_KEY.search(line):
+        m = _KEY_AND_COLON.match(line, line.index(needle))
+        return m.end() + 1 if m else None
     cols = [col for key, col in top_level_keys(line) if key == name]
     if not cols:
         return None
