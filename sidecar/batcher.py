@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sidecar.sinks.base import build_ids
 from sidecar.transform.stage import Prepared
 
 #: Memory a line costs beyond its bytes while in flight (its bytes object, decoded record,
@@ -21,13 +22,22 @@ class OpenBatch:
 
     lines: list[bytes] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)
-    ids: list[str] = field(default_factory=list)
+    #: each line's offset in its file; ``runs``: (index of a run's first line, its id key)
+    offsets: list[int] = field(default_factory=list)
+    runs: list[tuple[int, str]] = field(default_factory=list)
     nbytes: int = 0
     #: file key -> (path, offset the batch covers up to)
     marks: dict[str, tuple[str, int]] = field(default_factory=dict)
-    #: file key -> (first line offset, offset past the last line)
+    #: id key -> (first line offset, offset past the last line)
     extents: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: id key -> path of the file last read under it (for dead-letter entries)
+    id_paths: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
+
+    @property
+    def ids(self) -> list[str]:
+        """``<id_key>-<offset>`` per line (built on demand; the engine passes offsets on)."""
+        return build_ids(self.offsets, self.runs)
 
     @property
     def cost(self) -> int:
@@ -51,6 +61,7 @@ class Batcher:
     def add(self, p: Prepared) -> list[OpenBatch]:
         full: list[OpenBatch] = []
         lines, records, offsets = p.lines, p.records, p.offsets
+        id_key = p.id_key or p.file_key
         i, n = 0, len(lines)
         while True:
             b = self.open
@@ -71,13 +82,15 @@ class Batcher:
             # Offset this batch covers up to in the file: the next line's start, or the end.
             end = offsets[j] if j < n else p.end
             if j > i:
+                if not b.runs or b.runs[-1][1] != id_key:
+                    b.runs.append((len(b.lines), id_key))
+                    b.id_paths[id_key] = p.path
                 b.lines += part
                 b.records += records[i:j]
-                prefix = p.file_key + "-"
-                b.ids += map(prefix.__add__, map(str, offsets[i:j]))
+                b.offsets += offsets[i:j]
                 b.nbytes += size
-                first = b.extents.get(p.file_key, (offsets[i], 0))[0]
-                b.extents[p.file_key] = (first, end)
+                first = b.extents.get(id_key, (offsets[i], 0))[0]
+                b.extents[id_key] = (first, end)
             b.marks[p.file_key] = (p.path, end)
             i = j
             if (

@@ -34,6 +34,9 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     # inode after a restart (a copy, a moved volume) without trusting the first line alone.
     head_len: int = 0
     head: str = ""
+    # Key of the file this one is a copy of (copy+truncate): its lines keep that file's ids
+    # after a restart. Empty for an original (written only for copies).
+    origin: str = ""
 
 
 def head_digest(head: bytes) -> str:
@@ -76,6 +79,7 @@ class CheckpointStore:
         self._now = wall_clock
         self._files: dict[str, _Entry] = {}
         self._heads: dict[str, tuple[int, str]] = {}  # described before their first advance
+        self._origins: dict[str, str] = {}  # likewise, copies' origins
         self._dirty = False
         #: Wall-clock time of the last successful save (or load), None before: for an age metric.
         self.last_saved: float | None = None
@@ -155,7 +159,8 @@ class CheckpointStore:
         now = self._now()
         if e is None:
             head_len, head = self._heads.pop(file_key, (0, ""))
-            self._files[file_key] = _Entry(offset, path, now, head_len, head)
+            origin = self._origins.pop(file_key, "")
+            self._files[file_key] = _Entry(offset, path, now, head_len, head, origin)
         elif offset > e.offset or path != e.path:
             e.offset = max(e.offset, offset)
             e.path = path
@@ -177,6 +182,28 @@ class CheckpointStore:
             e.head_len, e.head = d
             self._dirty = True
 
+    def set_origin(self, file_key: str, origin: str) -> None:
+        """Record that ``file_key`` is a copy of ``origin`` (whose key its line ids use);
+        kept with the offset once the file has one, so it survives a restart."""
+        if origin == file_key:
+            return
+        e = self._files.get(file_key)
+        if e is None:
+            if len(self._origins) > 100_000:
+                self._origins.clear()
+            self._origins[file_key] = origin
+        elif e.origin != origin:
+            e.origin = origin
+            self._dirty = True
+
+    def origin_of(self, file_key: str) -> str:
+        """The key whose line ids ``file_key`` uses: its origin when it is a recorded copy,
+        else itself."""
+        e = self._files.get(file_key)
+        if e is not None and e.origin:
+            return e.origin
+        return self._origins.get(file_key, file_key)
+
     def head_of(self, file_key: str) -> tuple[int, str] | None:
         """``(length, digest)`` of the file's first bytes as recorded, or None."""
         e = self._files.get(file_key)
@@ -187,6 +214,7 @@ class CheckpointStore:
     def forget(self, file_key: str) -> None:
         """Drop one identity now."""
         self._heads.pop(file_key, None)
+        self._origins.pop(file_key, None)
         if self._files.pop(file_key, None) is not None:
             self._dirty = True
 

@@ -105,8 +105,14 @@ class Engine:
         for w in self.checkpoints.load():
             self.log("WARN", w, component="checkpoint")
         self.sinks = self._build_sinks()
-        known = self.checkpoints.file_keys()
-        resume = {k: off for k in known if (off := self.checkpoints.get(k)) is not None}
+        # Resume points by id key (sinks know lines by their ids): a copy shares its
+        # original's, and the lowest of them is where that content is read again from.
+        resume: dict[str, int] = {}
+        for k in self.checkpoints.file_keys():
+            off = self.checkpoints.get(k)
+            if off is not None:
+                idk = self.checkpoints.origin_of(k)
+                resume[idk] = min(off, resume.get(idk, off))
         for sink in self.sinks:
             sink.metrics = self.metrics.for_sink(sink.name)
             hook = getattr(sink, "set_resume_points", None)
@@ -212,11 +218,13 @@ class Engine:
             seq=seq,
             lines=ob.lines,
             records=ob.records,
-            ids=ob.ids,
             static=self.cfg.static,
             extents=ob.extents,
+            offsets=ob.offsets,
+            runs=ob.runs,
         )
         paths = {k: p for k, (p, _) in ob.marks.items()}
+        paths.update(ob.id_paths)  # line ids name a copy's lines after its original
         for w in self.workers:
             if not w.put(batch, paths, self._give_up):
                 # Stopping while a queue is full: this sink will not get the batch, so it is

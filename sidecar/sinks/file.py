@@ -11,7 +11,9 @@ each batch the segment, its size and, per source file, the offset just past the 
 line. On start the current segment is cut back to the journalled size (dropping a batch whose
 write was interrupted: it was not acknowledged, so it will be read again), and lines replayed
 from before the journalled offsets are skipped. So the archive holds every line once, even
-after ``kill -9``, provided the tailer keeps a file's identity across the restart.
+after ``kill -9``, provided the tailer keeps a file's identity across the restart. Marks are
+keyed by the lines' id key (``Chunk.id_key``), so lines re-read from a copy+truncate copy
+are recognised as the original's.
 
 Segments: ``archive-<UTC time>-<n>.ndjson`` (the newest is being written), ``.ndjson.gz`` after
 rotation when ``gzip: true``; ``max_segments`` bounds how many are kept (0: all).
@@ -274,12 +276,17 @@ class FileSink(Sink):
         if not replay:
             return batch.lines
         keep: list[bytes] = []
-        for line, ident in zip(batch.lines, batch.ids, strict=False):
-            key, _, off = ident.rpartition("-")
-            if key in replay and int(off) < replay[key]:
-                self.skipped_replayed += 1
+        lines = batch.lines
+        for key, offsets, start in batch.keys_and_offsets():
+            mark = replay.get(key)
+            if mark is None:
+                keep += lines[start : start + len(offsets)]
                 continue
-            keep.append(line)
+            for n, off in enumerate(offsets):
+                if off < mark:
+                    self.skipped_replayed += 1
+                else:
+                    keep.append(lines[start + n])
         return keep
 
     def _encode(self, lines: list[bytes], static: dict[str, str]) -> bytes:

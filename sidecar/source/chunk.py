@@ -34,6 +34,10 @@ class Chunk:
     ``too_long`` lists lines over the limit that lie in ``[start, end)`` but are not in
     ``data``; the tailer emits each in a chunk of its own with empty ``data``, so ``data`` is
     always contiguous from ``start`` (or described by ``offsets``).
+    ``id_key`` names the lines for line ids and sinks' replay guards (``<id_key>-<offset>``):
+    the file's own key, except for a copy made by copy+truncate rotation, whose lines keep
+    the ORIGINAL file's key (same content at the same offsets, so the same ids, even when the
+    copy is read after a restart). Checkpoints stay keyed by ``file_key``.
     """
 
     file_key: str
@@ -44,6 +48,11 @@ class Chunk:
     offsets: list[int] | None = None
     flushed_partial: bool = False
     too_long: list[TooLong] = field(default_factory=list)
+    id_key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id_key:
+            self.id_key = self.file_key
 
     def line_offsets(self, lines: list[bytes]) -> list[int]:
         """Each line's start offset in the file (``lines`` is ``data`` split on ``\\n``)."""

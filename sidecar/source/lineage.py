@@ -3,8 +3,10 @@
 A copy has a new inode but the same first line and the same first bytes as its original, and
 the same bytes up to where it was copied. Files whose fingerprint matches and whose first
 ``fingerprint_bytes`` agree share one read position, so the copy continues where the original
-was read: its old lines are not sent twice and the lines only it holds are not lost. Files
-that merely share a first line (a constant header) disagree in their first KiB and keep
+was read: its old lines are not sent twice and the lines only it holds are not lost. Each
+position also remembers the key of the first file read with that start (``origin``): a copy's
+lines are named after it, so they get the ids they had (or would have had) in the original.
+Files that merely share a first line (a constant header) disagree in their first KiB and keep
 separate positions.
 """
 
@@ -24,6 +26,7 @@ class Entry:
     sample: bytes  # the first bytes (up to fingerprint_bytes) of a file read this run
     # Seeded from a checkpoint: (length, digest) of the first bytes instead of the bytes.
     digest: tuple[int, str] | None = None
+    origin: str = ""  # the key of the original file (ids of the lines at these offsets)
 
     def matches(self, sample: bytes) -> bool:
         if self.sample or self.digest is None:
@@ -45,14 +48,16 @@ class Lineage:
         self._max = max_fingerprints
         self._by_fp: OrderedDict[str, list[Entry]] = OrderedDict()
 
-    def seed(self, fp: str, offset: int, head_len: int, digest: str) -> None:
-        """Remember a checkpointed offset with the digest of its file's first bytes."""
+    def seed(self, fp: str, offset: int, head_len: int, digest: str, origin: str = "") -> None:
+        """Remember a checkpointed offset with the digest of its file's first bytes and the
+        key its lines are named after."""
         entries = self._by_fp.setdefault(fp, [])
         for e in entries:
             if e.digest == (head_len, digest):
                 e.offset = max(e.offset, offset)
+                e.origin = e.origin or origin
                 return
-        entries.append(Entry(offset, b"", (head_len, digest)))
+        entries.append(Entry(offset, b"", (head_len, digest), origin))
         del entries[:-_PER_FINGERPRINT]
 
     def find(self, fp: str, sample: bytes) -> Entry | None:
@@ -61,15 +66,16 @@ class Lineage:
                 return e
         return None
 
-    def note(self, fp: str, sample: bytes, offset: int) -> None:
-        """A file with this start has been read up to ``offset``."""
+    def note(self, fp: str, sample: bytes, offset: int, origin: str = "") -> None:
+        """A file with this start (named ``origin`` for ids) has been read up to ``offset``."""
         e = self.find(fp, sample)
         if e is None:
             entries = self._by_fp.setdefault(fp, [])
-            entries.append(Entry(offset, sample))
+            entries.append(Entry(offset, sample, None, origin))
             del entries[:-_PER_FINGERPRINT]
         else:
             e.offset = max(e.offset, offset)
+            e.origin = e.origin or origin
             if len(sample) > len(e.sample):
                 e.sample = sample
                 e.digest = None

@@ -80,7 +80,12 @@ class Tailer:
         for key in checkpoints.file_keys():
             head = checkpoints.head_of(key)
             if head is not None:
-                self._lineage.seed(fingerprint_of_key(key), checkpoints.get(key) or 0, *head)
+                self._lineage.seed(
+                    fingerprint_of_key(key),
+                    checkpoints.get(key) or 0,
+                    *head,
+                    checkpoints.origin_of(key),
+                )
         self._warnings: list[str] = []
         self._warned: set[str] = set()
         self._first_poll = True
@@ -277,7 +282,7 @@ class Tailer:
                 # hard link): never start it over, that would send its lines again.
                 known.path, known.gone_since = s.path, None
                 return
-            offset = self._start_offset(key, fp, head, fid.size, f, s.path)
+            offset, origin = self._start_offset(key, fp, head, fid.size, f, s.path)
             w = WatchedFile(
                 key=key,
                 fp=fp,
@@ -295,7 +300,9 @@ class Tailer:
             )
             if allow_partial and pend is not None:  # its timeout already ran while pending
                 w.partial_size, w.partial_since = pend
+            w.id_key = origin
             self.checkpoints.describe(key, head)
+            self.checkpoints.set_origin(key, origin)
             self._files[key] = w
             keep = True
         except OSError as exc:
@@ -306,22 +313,26 @@ class Tailer:
 
     def _start_offset(
         self, key: str, fp: str, head: bytes, size: int, f: BinaryIO, path: str
-    ) -> int:
+    ) -> tuple[int, str]:
+        """Where to start reading a newly found file, and the key its line ids use."""
         saved = self.checkpoints.get(key)
         if saved is not None:
+            origin = self.checkpoints.origin_of(key)
             if saved > size:
                 self._warn(
                     f"{path} is shorter ({size} bytes) than its checkpoint ({saved}):"
                     " it was truncated while the sidecar was away; reading it from the start"
                 )
-                return 0
-            return saved
+                return 0, origin
+            return saved, origin
         lin = self._lineage.find(fp, head)
         if lin is not None:
-            return lin.offset  # a copy of a file already read (copy+truncate)
+            # A copy of a file already read (copy+truncate): continue where that was read,
+            # naming the lines after it so they keep their ids.
+            return lin.offset, lin.origin or key
         if self._first_poll and self.settings.start_at == "end":
-            return self._last_line_start(size, f)
-        return 0
+            return self._last_line_start(size, f), key
+        return 0, key
 
     def _last_line_start(self, size: int, fh: BinaryIO) -> int:
         # Start after the last complete line so a half-written line is not emitted as a
@@ -363,7 +374,7 @@ class Tailer:
                 except OSError as exc:
                     self._warn(f"cannot read {w.path}: {exc}")
                     continue
-                self._lineage.note(w.fp, w.sample, w.offset)
+                self._lineage.note(w.fp, w.sample, w.offset, w.id_key)
 
     def _release(self, out: list[Chunk], now: float) -> None:
         st = self.settings

@@ -63,6 +63,8 @@ class WatchedFile:
         self.at_partial = False
         self.skip: _Skip | None = None
         self.sample = sample  # first bytes (up to fingerprint_bytes): tells copies apart
+        # Names its lines for ids: the original's key when this file is a copy of it.
+        self.id_key = key
 
     @property
     def drained(self) -> bool:
@@ -94,6 +96,23 @@ class WatchedFile:
         f = self.f
         if f is None:
             return 0
+        n0 = len(out)
+        try:
+            return self._read(f, out, budget, now, settings, force_partial)
+        finally:
+            if self.id_key != self.key:
+                for c in out[n0:]:
+                    c.id_key = self.id_key
+
+    def _read(
+        self,
+        f: BinaryIO,
+        out: list[Chunk],
+        budget: int,
+        now: float,
+        settings: SourceSettings,
+        force_partial: bool,
+    ) -> int:
         max_line = settings.max_line_bytes
         nlw = len(self.nl)
         total = 0

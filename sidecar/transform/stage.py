@@ -29,7 +29,8 @@ _PLUS_ONE = (1).__add__
 @dataclass(slots=True)
 class Prepared:
     """Lines of one chunk ready to batch: ``offsets[i]`` is ``lines[i]``'s start in the file;
-    ``end`` is where the chunk ends (the checkpoint once everything before is acknowledged)."""
+    ``end`` is where the chunk ends (the checkpoint once everything before is acknowledged);
+    ``id_key`` names the lines for ids (``Chunk.id_key``; empty: ``file_key``)."""
 
     file_key: str
     path: str
@@ -37,6 +38,7 @@ class Prepared:
     records: list[Record]
     offsets: list[int]
     end: int
+    id_key: str = ""
 
 
 class SchemaStage:
@@ -72,7 +74,9 @@ class SchemaStage:
             lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
         errors = [i for i, vs in res.violations.items() if any(v.severity == "error" for v in vs)]
         if not errors:
-            return Prepared(chunk.file_key, chunk.path, lines, records, offsets, chunk.end)
+            return Prepared(
+                chunk.file_key, chunk.path, lines, records, offsets, chunk.end, chunk.id_key
+            )
         drop: list[int] = []
         counts: Counter[tuple[str, str | None]] = Counter()
         for i in sorted(errors):
@@ -87,7 +91,9 @@ class SchemaStage:
         # Python loop over the whole chunk).
         for i in sorted(drop, reverse=True):
             del lines[i], records[i], offsets[i]
-        return Prepared(chunk.file_key, chunk.path, lines, records, offsets, chunk.end)
+        return Prepared(
+            chunk.file_key, chunk.path, lines, records, offsets, chunk.end, chunk.id_key
+        )
 
     def _invalid(
         self,
