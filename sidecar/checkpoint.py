@@ -148,6 +148,11 @@ class CheckpointStore:
     def __len__(self) -> int:
         return len(self._files)
 
+    @property
+    def dirty(self) -> bool:
+        """Changed since the last save."""
+        return self._dirty
+
     # -- writing ---------------------------------------------------------------------------
     def advance(self, file_key: str, offset: int, path: str) -> None:
         """Record that every line of ``file_key`` before ``offset`` is acknowledged.

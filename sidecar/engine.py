@@ -270,7 +270,7 @@ class Engine:
                 gone = self.checkpoints.forget_gone(f.file_key for f in self.source.files())
                 if gone:
                     self._dirty = True
-            if self._dirty:
+            if self._dirty or self.checkpoints.dirty:  # (new files are recorded at once)
                 self.checkpoints.save()
                 self._dirty = False
         except (CheckpointError, OSError) as exc:

@@ -303,6 +303,12 @@ class Tailer:
             w.id_key = origin
             self.checkpoints.describe(key, head)
             self.checkpoints.set_origin(key, origin)
+            if origin == key and self.checkpoints.get(key) is None:
+                # Remember an original at once (where reading starts, with its head), not
+                # only after its first acknowledgement: a copy of it found after a crash can
+                # then still be recognised, and its lines named after it. (Not for a copy: it
+                # starts where its original was READ, which is not acknowledged yet.)
+                self.checkpoints.advance(key, offset, s.path)
             self._files[key] = w
             keep = True
         except OSError as exc:

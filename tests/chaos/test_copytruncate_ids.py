@@ -21,7 +21,6 @@ from tests.receivers.elasticsearch import EsReceiver
 pytestmark = pytest.mark.chaos
 
 
-@pytest.mark.xfail(strict=True, reason="ES ids of a copy+truncate copy differ after kill -9")
 def test_copytruncate_after_kill9_no_es_duplicates(chaos: Chaos) -> None:
     n = 2000
     with EsReceiver() as es:
