@@ -171,6 +171,7 @@ class Engine:
                 self.tracker.wait_below(max_inflight // 2 or 1, 0.2)
                 continue
             chunks = self.source.poll(min(budget, read_bytes))
+            self._source_warnings()
             for chunk in chunks:
                 for full in self.batcher.add(self.stage.process(chunk)):
                     self._dispatch(full)
@@ -257,8 +258,14 @@ class Engine:
             except OSError:
                 lags = {}
             self.metrics.set_file_lag(lags)
-            for w in getattr(self.source, "warnings", list)():
-                self.log("WARN", str(w), component="source")
+
+    def _source_warnings(self) -> None:
+        # Unreadable or unsupported files, a file shorter than its checkpoint...: each once.
+        assert self.source is not None
+        for w in getattr(self.source, "warnings", list)():
+            kind = str(getattr(w, "kind", "other"))
+            self.metrics.source_warnings.labels(kind).inc()
+            self.log("WARN", str(w), component="source", kind=kind)
 
     def _save(self) -> None:
         self._last_save = time.monotonic()

@@ -66,6 +66,13 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.source_warnings = Counter(
+            "obskit_sidecar_source_warnings",
+            "Problems met reading the log folder (each logged once as a WARN), by kind: open,"
+            " stat, read, unsupported_encoding, truncated_while_away, fs_events.",
+            ["kind"],
+            registry=r,
+        )
         self.file_lag = Gauge(
             "obskit_sidecar_file_lag_bytes",
             "Bytes written to a file but not yet read.",

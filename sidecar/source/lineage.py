@@ -66,6 +66,12 @@ class Lineage:
                 return e
         return None
 
+    def forget(self, fp: str, sample: bytes) -> None:
+        """Drop the positions of files with this start (their content was truncated)."""
+        entries = self._by_fp.get(fp)
+        if entries:
+            entries[:] = [e for e in entries if not e.matches(sample)]
+
     def note(self, fp: str, sample: bytes, offset: int, origin: str = "") -> None:
         """A file with this start (named ``origin`` for ids) has been read up to ``offset``."""
         e = self.find(fp, sample)

@@ -49,6 +49,18 @@ class FileStatus:
     encoding: str
 
 
+class SourceWarning(str):
+    """A problem the tailer met (the message), with ``kind``: ``open``, ``stat``, ``read``,
+    ``unsupported_encoding`` (gzip, UTF-32), ``truncated_while_away``, ``fs_events``."""
+
+    kind: str
+
+    def __new__(cls, msg: str, kind: str) -> SourceWarning:
+        self = super().__new__(cls, msg)
+        self.kind = kind
+        return self
+
+
 class Tailer:
     """Finds log files, follows them through rotations, reads complete lines in blocks.
 
@@ -86,7 +98,7 @@ class Tailer:
                     *head,
                     checkpoints.origin_of(key),
                 )
-        self._warnings: list[str] = []
+        self._warnings: list[SourceWarning] = []
         self._warned: set[str] = set()
         self._first_poll = True
         self._last_poll = float("-inf")
@@ -106,7 +118,7 @@ class Tailer:
         if self.settings.fs_events:
             self._fs.ensure_started()
             if self._fs.error:
-                self._warn(self._fs.error)
+                self._warn(self._fs.error, "fs_events")
         seen = scan(self.settings, self._matcher)
         self._refresh(seen, now)
         self._discover(seen, now)
@@ -165,8 +177,9 @@ class Tailer:
         if w is not None:
             w.close()
 
-    def warnings(self) -> list[str]:
-        """Problems met since the last call (unreadable or unsupported files), each once."""
+    def warnings(self) -> list[SourceWarning]:
+        """Problems met since the last call (unreadable or unsupported files), each once;
+        each is its message, with a short ``kind`` for metrics."""
         out, self._warnings = self._warnings, []
         return out
 
@@ -193,7 +206,7 @@ class Tailer:
             try:
                 fid = self._os.identify(w.f)
             except OSError as exc:
-                self._warn(f"cannot stat {w.path}: {exc}")
+                self._warn(f"cannot stat {w.path}: {exc}", "stat")
                 continue
             changed = fid.size != w.size or fid.mtime_ns != w.mtime_ns
             if fid.size < w.size or (changed and not w.head_unchanged()):
@@ -215,7 +228,7 @@ class Tailer:
             f = self._os.open_read(s.path)
             fid = self._os.identify(f)
         except OSError as exc:
-            self._warn(f"cannot open {s.path}: {exc}")
+            self._warn(f"cannot open {s.path}: {exc}", "open")
             return
         if (fid.dev, fid.ino) != (w.dev, w.ino):
             f.close()  # renamed between the scan and the open: try again next poll
@@ -251,7 +264,7 @@ class Tailer:
         except FileNotFoundError:
             return
         except OSError as exc:
-            self._warn(f"cannot open {s.path}: {exc}")
+            self._warn(f"cannot open {s.path}: {exc}", "open")
             return
         keep = False
         try:
@@ -271,7 +284,8 @@ class Tailer:
             if enc in (Encoding.GZIP, Encoding.UTF32):
                 self._warn(
                     f"{s.path}: {'gzip-compressed' if enc is Encoding.GZIP else 'UTF-32'}"
-                    " file is not tailed (exclude it, or write UTF-8)"
+                    " file is not tailed (exclude it, or write UTF-8)",
+                    "unsupported_encoding",
                 )
                 return
             fp = fingerprint(src)
@@ -312,7 +326,7 @@ class Tailer:
             self._files[key] = w
             keep = True
         except OSError as exc:
-            self._warn(f"cannot read {s.path}: {exc}")
+            self._warn(f"cannot read {s.path}: {exc}", "read")
         finally:
             if not keep:
                 f.close()
@@ -327,8 +341,11 @@ class Tailer:
             if saved > size:
                 self._warn(
                     f"{path} is shorter ({size} bytes) than its checkpoint ({saved}):"
-                    " it was truncated while the sidecar was away; reading it from the start"
+                    " it was truncated while the sidecar was away; reading it from the start",
+                    "truncated_while_away",
                 )
+                # Its remembered read position is past the end now; it would skip the file.
+                self._lineage.forget(fp, head)
                 return 0, origin
             return saved, origin
         lin = self._lineage.find(fp, head)
@@ -378,7 +395,7 @@ class Tailer:
                 try:
                     budget -= w.read(out, min(cap, budget), now, self.settings)
                 except OSError as exc:
-                    self._warn(f"cannot read {w.path}: {exc}")
+                    self._warn(f"cannot read {w.path}: {exc}", "read")
                     continue
                 self._lineage.note(w.fp, w.sample, w.offset, w.id_key)
 
@@ -398,7 +415,7 @@ class Tailer:
             elif w.drained and now - w.last_growth >= st.close_idle_after:
                 w.close()
 
-    def _warn(self, msg: str) -> None:
+    def _warn(self, msg: str, kind: str) -> None:
         if msg not in self._warned:
             self._warned.add(msg)
-            self._warnings.append(msg)
+            self._warnings.append(SourceWarning(msg, kind))
