@@ -32,6 +32,19 @@ from sidecar.source.watcher import WatchedFile
 _MIN_EVENT_GAP = 0.02
 
 
+class _Wake(threading.Event):
+    """The event ``wait()`` sleeps on; ``fired`` also remembers, until the next folder scan,
+    that a file-system event (or ``stop()``) set it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fired = False
+
+    def set(self) -> None:
+        self.fired = True
+        super().set()
+
+
 @dataclass(slots=True, frozen=True)
 class FileStatus:
     """One tracked file, for lag metrics: ``size - read_offset`` bytes not read yet.
@@ -103,13 +116,17 @@ class Tailer:
         self._first_poll = True
         self._last_poll = float("-inf")
         self._backlog = False
+        self._last_scan = float("-inf")
         self._stopped = False
-        self._wake = threading.Event()
+        self._wake = _Wake()
         self._fs = FsWakeup(settings.path, settings.recursive, self._wake)
 
     # -- public API ------------------------------------------------------------------------
     def poll(self, max_bytes: int = 4 << 20) -> list[Chunk]:
         """Discover files and read available complete lines, about ``max_bytes`` at most.
+
+        The folder is scanned on every poll, except while catching up (the previous poll
+        left unread data): then once per ``poll_interval`` or after a file-system event.
 
         Chunks of one file come in file order; the engine advances the checkpoint of
         ``chunk.file_key`` to ``chunk.end`` once every sink acknowledged them."""
@@ -119,9 +136,24 @@ class Tailer:
             self._fs.ensure_started()
             if self._fs.error:
                 self._warn(self._fs.error, "fs_events")
-        seen = scan(self.settings, self._matcher)
+        # Scanning the folder is the costliest step of a poll: while catching up on a
+        # backlog (polls back to back), scan only once per poll interval or after a
+        # file-system event; the files already open are still read (and fstat'ed) every poll.
+        mono = self._last_poll
+        since = mono - self._last_scan
+        if (
+            not self._backlog
+            or since >= self.settings.poll_interval
+            or (self._wake.fired and since >= _MIN_EVENT_GAP)
+        ):
+            self._wake.fired = False
+            self._last_scan = mono
+            seen: dict[tuple[int, int], Seen] | None = scan(self.settings, self._matcher)
+        else:
+            seen = None
         self._refresh(seen, now)
-        self._discover(seen, now)
+        if seen is not None:
+            self._discover(seen, now)
         self._first_poll = False
         out: list[Chunk] = []
         self._read_all(out, max_bytes, now)
@@ -189,20 +221,25 @@ class Tailer:
         return self._fs.running
 
     # -- steps of a poll -------------------------------------------------------------------
-    def _refresh(self, seen: dict[tuple[int, int], Seen], now: float) -> None:
+    def _refresh(self, seen: dict[tuple[int, int], Seen] | None, now: float) -> None:
+        # ``seen`` is None between scans: only the open files are checked (fstat).
         for key, w in list(self._files.items()):
-            s = seen.get((w.dev, w.ino))
-            if s is not None:
-                w.path = s.path
-                w.gone_since = None
-            elif w.gone_since is None:
-                w.gone_since = now
-            if w.f is None:
-                if s is None:
-                    del self._files[key]  # drained when closed; nothing left to read
-                elif s.size != w.size or s.mtime_ns != w.mtime_ns:
-                    self._reopen(w, s, now)
-                continue
+            if seen is None:
+                if w.f is None:
+                    continue
+            else:
+                s = seen.get((w.dev, w.ino))
+                if s is not None:
+                    w.path = s.path
+                    w.gone_since = None
+                elif w.gone_since is None:
+                    w.gone_since = now
+                if w.f is None:
+                    if s is None:
+                        del self._files[key]  # drained when closed; nothing left to read
+                    elif s.size != w.size or s.mtime_ns != w.mtime_ns:
+                        self._reopen(w, s, now)
+                    continue
             try:
                 fid = self._os.identify(w.f)
             except OSError as exc:
