@@ -1,11 +1,11 @@
 """Found by the chaos suite (ES scenario): lines re-read from a copy+truncate copy after a
-kill -9 get new ids, so Elasticsearch stores them twice.
+kill -9 got new ids, so Elasticsearch stored them twice.
 
 The copy (``app.log.1``) continues from the original's checkpoint (lineage), but its lines
-are identified by the COPY's file key (fingerprint + device + inode), so the lines between
-the saved checkpoint and what had already been delivered from the original get different
-``_id``s the second time. Deterministic reproduction; strict xfail until line ids follow the
-file's lineage across restarts (see the report / docs/testing.md, "Chaos suite")."""
+were identified by the COPY's file key (fingerprint + device + inode), so the lines between
+the saved checkpoint and what had already been delivered from the original got different
+``_id``s the second time. Deterministic reproduction, found by the chaos suite; passes since
+line ids follow the file's lineage across restarts (``Chunk.id_key``, checkpoint ``origin``)."""
 
 from __future__ import annotations
 
