@@ -2,6 +2,7 @@
 file sink by a real ``obskit-sidecar run --exit-on-idle`` process.
 
     python bench/bench_sidecar_file.py [--lines 1000000] [--fsync/--no-fsync]
+        [--max-inflight 8MiB] [--profile out.prof]
 
 Prints lines/s (wall time minus the idle wait), CPU seconds per million lines and peak RSS of
 the sidecar process (from its rusage), and the same file read raw with ``cat > /dev/null``.
@@ -47,6 +48,8 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--fsync", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    ap.add_argument("--max-inflight", help="memory.max_inflight_bytes (default: the sidecar's)")
+    ap.add_argument("--profile", help="run the sidecar under cProfile, stats to this file")
     args = ap.parse_args()
     src = corpus(args.lines)
     tmp = Path(tempfile.mkdtemp(prefix="bench-sidecar-"))
@@ -70,15 +73,20 @@ def main() -> None:
                 }
             ],
         }
+        if args.max_inflight:
+            cfg["memory"] = {"max_inflight_bytes": args.max_inflight}
         (tmp / "c.yaml").write_text(yaml.safe_dump(cfg))
+        prof = ["-m", "cProfile", "-o", args.profile] if args.profile else []
+        code = "from sidecar.cli import main; main()"
+        if args.profile:  # cProfile runs a script, not -c: a one-line one in the temp folder
+            (tmp / "run.py").write_text(code + "\n")
         raw_read_seconds(target)  # warm the page cache for both
         raw = raw_read_seconds(target)
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [
                 sys.executable,
-                "-c",
-                "from sidecar.cli import main; main()",
+                *([*prof, str(tmp / "run.py")] if args.profile else ["-c", code]),
                 "run",
                 "--config",
                 str(tmp / "c.yaml"),
@@ -97,6 +105,8 @@ def main() -> None:
         rss_mib = ru.ru_maxrss / 1024  # KiB on Linux
         size = target.stat().st_size
         archived = sum(p.stat().st_size for p in (tmp / "archive").glob("archive-*"))
+        inflight = args.max_inflight or "default"
+        print(f"memory.max_inflight_bytes: {inflight}")
         print(f"corpus: {args.lines:,} lines, {size / 2**20:.0f} MiB ({src})")
         print(
             f"sidecar -> file sink (fsync={args.fsync}): {wall:.2f} s wall (startup included),"
