@@ -19,8 +19,9 @@ Every line has ``"seq": "<service>-<n>"`` (``n`` from 0, contiguous per service)
 order is the order on disk). About one line in ``--invalid-every`` is deliberately invalid
 (level ``LOUD``: rule OBS003). At the end the ledger (JSON) says what was written:
 ``{"services": {name: {"written": n, "invalid": [seq...]}}, "rotations": {...}}``.
-Files are only deleted after ``KEEP`` further rotations (several seconds): deleting a file
-nobody has read yet is data loss by definition, whatever the shipper.
+Files are only deleted after ``KEEP`` further rotations (typically ~20 s): deleting a file
+whose lines are not delivered yet is data loss by definition after a crash, whatever the
+shipper (a disk spool aside).
 """
 
 from __future__ import annotations
@@ -38,7 +39,11 @@ import orjson
 
 from obskit.sdk.segments import SegmentWriter
 
-KEEP = 6
+# Files kept per service before the oldest is deleted. Retention must leave the shipper time
+# to deliver a file: a file deleted while its lines are still undelivered after a crash is
+# lost by definition (with 6, seed 18330675 lost a segment: the Loki faults plus kill -9s
+# kept it undelivered for ~8 s). 12 rotations are at least ~8 s and typically ~20 s.
+KEEP = 12
 LEVELS = ("INFO", "INFO", "INFO", "WARN", "ERROR", "DEBUG")
 
 

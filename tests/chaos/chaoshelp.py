@@ -173,6 +173,13 @@ class Chaos:
         self.env: dict[str, str] = {}
         self.procs: list[SidecarProc] = []
         self.writer: subprocess.Popen[bytes] | None = None
+        self._t0 = time.monotonic()
+        self.events_path = tmp / "events.txt"
+
+    def event(self, what: str) -> None:
+        """Timeline of the storm (``events.txt`` in the test folder), for post-mortems."""
+        with open(self.events_path, "a", encoding="utf-8") as f:
+            f.write(f"{time.monotonic() - self._t0:8.3f} {what}\n")
 
     # --- setup ---------------------------------------------------------------------------
     def write_config(self, sinks: list[dict[str, Any]], **sections: Any) -> Path:
@@ -194,6 +201,7 @@ class Chaos:
         return self.config_path
 
     def start_writer(self, rate: int, seconds: float, invalid_every: int = 400) -> None:
+        self.event("writer start")
         self.writer = subprocess.Popen(
             [
                 sys.executable,
@@ -243,18 +251,24 @@ class Chaos:
             assert time.monotonic() < deadline, "writer never finished"
             time.sleep(tick)
             if on_tick is not None:
-                self.report.faults.update(on_tick(self.rng))
+                armed = on_tick(self.rng)
+                for kind in armed:
+                    self.event(f"fault {kind}")
+                self.report.faults.update(armed)
             assert side.alive(), f"sidecar died by itself: {side.out_path.read_text()[-3000:]}"
             if time.monotonic() < next_stop:
                 continue
             if self.rng.random() < term_share:
+                self.event("SIGTERM")
                 rc = side.term(timeout=30)
                 assert rc == 0, f"SIGTERM exit {rc}: {side.out_path.read_text()[-3000:]}"
                 self.report.terms += 1
             else:
+                self.event("SIGKILL")
                 side.kill9()
                 self.report.kills += 1
             time.sleep(self.rng.uniform(0.0, 0.5))
+            self.event(f"start sidecar-{len(self.procs):02d}")
             side = self.start_sidecar()
             next_stop = time.monotonic() + self.rng.uniform(*interval)
         assert self.writer.returncode == 0, "writer failed"
@@ -330,7 +344,7 @@ class Chaos:
         summary = r.publish()
         problems = []
         if r.lost:
-            problems.append(f"{len(r.lost)} lost, e.g. {r.lost[:10]}")
+            problems.append(f"{len(r.lost)} lost: {_ranges(r.lost)}")
         if r.unexpected:
             problems.append(f"{len(r.unexpected)} unexpected deliveries, e.g. {r.unexpected[:10]}")
         if max_duplicates is not None and r.duplicates - known > max_duplicates:
@@ -347,6 +361,27 @@ class Chaos:
         assert not problems, (
             f"{summary}\n" + "\n".join(problems) + f"\n(replay: OBSKIT_CHAOS_SEED={r.seed})"
         )
+
+
+def _ranges(seqs: list[str], limit: int = 12) -> str:
+    """``svc-10..svc-250, ...``: lost lines as contiguous runs per service."""
+    by: dict[str, list[int]] = defaultdict(list)
+    for s in seqs:
+        svc, _, n = s.rpartition("-")
+        by[svc].append(int(n))
+    runs = []
+    for svc, ns in sorted(by.items()):
+        ns.sort()
+        start = prev = ns[0]
+        for n in [*ns[1:], None]:
+            if n is not None and n == prev + 1:
+                prev = n
+                continue
+            runs.append(f"{svc}-{start}..{prev}" if prev > start else f"{svc}-{start}")
+            if n is not None:
+                start = prev = n
+    more = f" (+{len(runs) - limit} more runs)" if len(runs) > limit else ""
+    return ", ".join(runs[:limit]) + more
 
 
 def _seq_of_raw(entry: dict[str, Any]) -> str | None:

@@ -96,6 +96,7 @@ def test_loki_faults_and_kills(chaos: Chaos, loki: LokiReceiver) -> None:
         "dup_dropped_by_loki": st["duplicates_dropped"],
         "faults_served": st["faults_served"],
         "pushes": st["push_requests"],
+        "rejected_by_loki": st["rejected"],
     }
     # Duplicates are allowed (at-least-once) but only as identical entries.
     chaos.assert_clean(r, max_duplicates=None)
