@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -290,22 +291,26 @@ class FileSink(Sink):
         return keep
 
     def _encode(self, lines: list[bytes], static: dict[str, str]) -> bytes:
-        data = b"\n".join([*lines, b""])
-        if not (self.config.enrich and static):
-            return data
+        if not (self.config.enrich and static) or not lines:
+            return b"\n".join([*lines, b""])
         # A key counts as present when its quoted name appears anywhere in the line: a value
         # equal to it only costs that line its enrichment, a key is never written twice.
         needles = [(k, orjson.dumps(k)) for k in static]
         suffix = b"".join(
             b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in static.items()
         )
-        # The scan looks for '"host' first: a needle ending in '"' (the commonest byte in
-        # JSON) defeats the search's skip table; the exact needle is checked only on a hit.
-        if not any(n[:-1] in data and n in data for _, n in needles):
-            out = data.replace(b"}\n", suffix + b"}\n")
-            # "}\n" can only end a line, so this length means every line got its fields once.
-            if len(out) == len(data) + len(suffix) * len(lines):
-                return out
+        # Usual case, no line has any of the keys and every line ends with "}": one slice per
+        # line and one join with the fields as separator (no per-line Python loop, cheaper
+        # than joining then replacing every "}\n"). The key scan looks for '"host' first: a
+        # needle ending in '"' (the commonest byte in JSON) defeats the search's skip table;
+        # the exact needle is checked only on a hit. It is one pass over the batch per key
+        # (~0.2 CPU-s per million lines each), with the join the cost of ``enrich``.
+        data = b"\n".join(lines)
+        if not any(n[:-1] in data and n in data for _, n in needles) and sum(
+            map(bytes.endswith, lines, repeat(b"}"))
+        ) == len(lines):
+            sep = suffix + b"}\n"
+            return sep.join([ln[:-1] for ln in lines]) + sep
         parts = []
         for line in lines:
             stripped = line.rstrip(b" \t")
