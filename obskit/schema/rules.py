@@ -1,4 +1,4 @@
-"""Schema v1: every rule, once. The fast batch path in :mod:`obskit.schema.validator` is an
+"""Schema v1: every rule, once. The fast batch path in :mod:`obskit.schema.batch` is an
 optimisation that must agree with these functions (property-tested).
 
 Rule ids are stable; ``docs/schema.md`` has an example of each.

@@ -11,10 +11,11 @@ from operator import attrgetter
 from typing import BinaryIO
 
 from obskit.schema import rules
+from obskit.schema.batch import validate_lines
 from obskit.schema.encoding import Encoding, sniff, utf16_to_utf8
 from obskit.schema.policy import Policy
+from obskit.schema.precise import DEFAULT_POLICY
 from obskit.schema.record import Record
-from obskit.schema.validator import DEFAULT_POLICY, validate_lines
 from obskit.schema.violation import Violation
 
 #: How much is read at once; lines are cut at the last newline of each block.

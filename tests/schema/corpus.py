@@ -7,7 +7,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from obskit.schema import LEVELS, validator
+from obskit.schema import LEVELS, batch
 
 HEX = "0123456789abcdef"
 _DIM = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -352,7 +352,7 @@ def corpora(draw: st.DrawFn) -> list[bytes]:
     """A file's lines: a valid run whose length straddles the fast path's window sizes, with
     a few defective lines inserted anywhere (every example has at least one)."""
     valid = draw(st.lists(encoded_records(valid_only=True), min_size=1, max_size=6))
-    w = validator._WINDOW
+    w = batch._WINDOW
     n = draw(st.sampled_from([0, 3, 4, 5, 9, w - 1, w, w + 1, 3 * w + 7, 255, 256, 257, 520]))
     lines = [valid[i % len(valid)] for i in range(n)]
     for group in draw(st.lists(defects(valid), min_size=1, max_size=5)):

@@ -1,7 +1,7 @@
 """The batch fast path (validate_chunk / validate_lines / validate_stream) must agree exactly
 with the precise path (check_line per line): same valid lines, same records, same violations.
 
-This is the safety net for every optimisation of obskit/schema/validator.py.
+This is the safety net for every optimisation of obskit/schema/batch.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from loglines import SPAN, TRACE, line
 
-from obskit.schema import Policy, check_line, validate_lines, validator
+from obskit.schema import Policy, batch, check_line, validate_lines
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ POLICIES = [
 
 
 # The edges of the batch path's windows, whatever their size is tuned to.
-W = validator._WINDOW
+W = batch._WINDOW
 AT = sorted({0, 1, 5, W - 1, W, W + 1, 2 * W, 255, 256, 300, 520})
 
 
