@@ -140,7 +140,9 @@ def check_timestamp(value: object) -> str | None:
 
 
 # level --------------------------------------------------------------------------------------
-_LEVEL_ALIASES: Final = {
+#: Level spellings that mean one allowed level without doubt (upper-cased); the sidecar's
+#: repair stage rewrites exactly these.
+LEVEL_ALIASES: Final = {
     "WARNING": "WARN",
     "CRITICAL": "ERROR",
     "FATAL": "ERROR",
@@ -160,8 +162,8 @@ def nearest_level(value: str) -> str | None:
     up = value.strip().upper()
     if up in LEVELS:
         return up
-    if up in _LEVEL_ALIASES:
-        return _LEVEL_ALIASES[up]
+    if up in LEVEL_ALIASES:
+        return LEVEL_ALIASES[up]
     close = difflib.get_close_matches(up, LEVELS, n=1, cutoff=0.5)
     return close[0] if close else None
 

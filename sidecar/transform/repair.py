@@ -21,20 +21,6 @@ from typing import Final
 from obskit.schema import LEVELS, Policy, Record, Violation, check_line
 from obskit.schema import rules as R
 
-#: Level spellings that mean one allowed level without doubt (upper-cased).
-LEVEL_ALIASES: Final = {
-    "WARNING": "WARN",
-    "CRITICAL": "ERROR",
-    "FATAL": "ERROR",
-    "PANIC": "ERROR",
-    "ERR": "ERROR",
-    "SEVERE": "ERROR",
-    "TRACE": "DEBUG",
-    "FINE": "DEBUG",
-    "DBG": "DEBUG",
-    "INFORMATION": "INFO",
-    "NOTICE": "INFO",
-}
 REPAIRABLE_RULES: Final = frozenset({R.LEVEL, R.TRACE_ID, R.SPAN_ID, R.MISSING})
 _HEX: Final = {"trace_id": re.compile(r"[0-9a-f]{32}"), "span_id": re.compile(r"[0-9a-f]{16}")}
 _DECODER: Final = json.JSONDecoder()
@@ -72,7 +58,7 @@ def fix_level(value: object) -> str | None:
     up = value.strip().upper()
     if up in LEVELS:
         return up
-    return LEVEL_ALIASES.get(up)
+    return R.LEVEL_ALIASES.get(up)
 
 
 def repair_line(
