@@ -7,9 +7,10 @@ tests in ``tests/schema/test_fast_path_agreement.py`` pin the two together.
 
 from __future__ import annotations
 
+import os
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, compress
 from operator import attrgetter, not_
@@ -210,12 +211,11 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
             if not ln.strip(b" \t\r"):
                 return i
         return None
-    m2 = _TWO_OBJECTS.search(blob)
-    if m2 is not None:
-        return _line_of_byte(seg, m2.start())
-    m3 = ESCAPED_KEY.search(blob)
-    if m3 is not None:
-        return _line_of_byte(seg, m3.start())
+    keys, two, esc = _scan(blob)
+    if two >= 0:
+        return _line_of_byte(seg, two)
+    if esc >= 0:
+        return _line_of_byte(seg, esc)
 
     bad = _first_unmatched(_TS_BULK, "\n".join(map(_GET_TS, recs)) + "\n")
     if bad is not None:
@@ -235,7 +235,7 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
     # were ruled out above), so each present key occurs at least once in its line; equal totals
     # mean exactly once everywhere. A schema key's name inside a value only costs a detour.
     present = 6 * n - tids.count(UNSET) - sids.count(UNSET)
-    if len(_SCHEMA_KEYS.findall(blob)) != present:
+    if (keys if keys >= 0 else len(_SCHEMA_KEYS.findall(blob))) != present:
         return _first(seg, _has_duplicate_needle)
     for ids, bulk in ((tids, _HEX32_BULK), (sids, _HEX16_BULK)):
         if "" in ids:  # present but empty: invalid, and falsy, so filter() below would drop it
@@ -248,6 +248,28 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
     if any(compress(sids, map(not_, tids))):
         return _first_index(list(zip(tids, sids, strict=True)), lambda ts: ts[1] and not ts[0])
     return recs
+
+
+def _scan_python(blob: bytes) -> tuple[int, int, int]:
+    """The pure Python twin of ``_scan.scan``; the key count (-1) is left for later, as it is
+    only needed once every cheaper check has passed."""
+    m2 = _TWO_OBJECTS.search(blob)
+    m3 = ESCAPED_KEY.search(blob)
+    return -1, m2.start() if m2 else -1, m3.start() if m3 else -1
+
+
+def _load_scan() -> Callable[[bytes], tuple[int, int, int]]:
+    if os.environ.get("OBSKIT_PURE_PYTHON"):
+        return _scan_python
+    try:
+        from obskit.schema._scan import scan  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:  # not built here (no C compiler): same verdicts, slower
+        return _scan_python
+    return scan  # type: ignore[no-any-return, unused-ignore]
+
+
+#: The window scan: the C kernel when it was built, else the regexes.
+_scan: Callable[[bytes], tuple[int, int, int]] = _load_scan()
 
 
 def _has_duplicate_needle(line: bytes) -> bool:
