@@ -217,26 +217,43 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
     if esc >= 0:
         return _line_of_byte(seg, esc)
 
-    bad = _first_unmatched(_TS_BULK, "\n".join(map(_GET_TS, recs)) + "\n")
-    if bad is not None:
-        return bad
-
     services = set(map(_GET_SERVICE, recs))
     for s in services:
         if not rules.SERVICE_RE.fullmatch(s) or not policy.service_allowed(s):
             return list(map(_GET_SERVICE, recs)).index(s)
 
-    tids = list(map(_GET_TRACE, recs))
-    sids = list(map(_GET_SPAN, recs))
-    for name, ids in (("trace_id", tids), ("span_id", sids)):
-        if name in policy.required_fields and UNSET in ids:
-            return ids.index(UNSET)  # required by policy but absent
+    if _check_records is not None:
+        bad, no_trace, no_span = _check_records(recs, UNSET)
+        if bad >= 0:
+            return bad
+    else:
+        bad_or_none = _check_records_python(recs)
+        if bad_or_none is not None:
+            return bad_or_none
+        no_trace = list(map(_GET_TRACE, recs)).count(UNSET)
+        no_span = list(map(_GET_SPAN, recs)).count(UNSET)
+    for name, get, missing in (("trace_id", _GET_TRACE, no_trace), ("span_id", _GET_SPAN, no_span)):
+        if missing and name in policy.required_fields:
+            return list(map(get, recs)).index(UNSET)  # required by policy but absent
     # Duplicate schema keys, by counting: every decoded key was spelled plainly (escaped keys
     # were ruled out above), so each present key occurs at least once in its line; equal totals
     # mean exactly once everywhere. A schema key's name inside a value only costs a detour.
-    present = 6 * n - tids.count(UNSET) - sids.count(UNSET)
+    present = 6 * n - no_trace - no_span
     if (keys if keys >= 0 else len(_SCHEMA_KEYS.findall(blob))) != present:
         return _first(seg, _has_duplicate_needle)
+    return recs
+
+
+def _check_records_python(recs: list[Record | None]) -> int | None:
+    """The pure Python twin of ``_scan.check_records``: the first record whose timestamp,
+    trace_id or span_id the bulk patterns reject, or with a span but no trace."""
+    if not recs:
+        return None
+    bad = _first_unmatched(_TS_BULK, "\n".join(map(_GET_TS, recs)) + "\n")
+    if bad is not None:
+        return bad
+    tids = list(map(_GET_TRACE, recs))
+    sids = list(map(_GET_SPAN, recs))
     for ids, bulk in ((tids, _HEX32_BULK), (sids, _HEX16_BULK)):
         if "" in ids:  # present but empty: invalid, and falsy, so filter() below would drop it
             return ids.index("")
@@ -247,7 +264,7 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
                 return ids.index(vals[bad])
     if any(compress(sids, map(not_, tids))):
         return _first_index(list(zip(tids, sids, strict=True)), lambda ts: ts[1] and not ts[0])
-    return recs
+    return None
 
 
 def _scan_python(blob: bytes) -> tuple[int, int, int]:
@@ -258,18 +275,21 @@ def _scan_python(blob: bytes) -> tuple[int, int, int]:
     return -1, m2.start() if m2 else -1, m3.start() if m3 else -1
 
 
-def _load_scan() -> Callable[[bytes], tuple[int, int, int]]:
+_CheckRecords = Callable[[list[Record | None], object], tuple[int, int, int]]
+
+
+def _load_kernel() -> tuple[Callable[[bytes], tuple[int, int, int]], _CheckRecords | None]:
     if os.environ.get("OBSKIT_PURE_PYTHON"):
-        return _scan_python
+        return _scan_python, None
     try:
-        from obskit.schema._scan import scan  # type: ignore[import-not-found, unused-ignore]
+        from obskit.schema import _scan as kernel  # type: ignore[attr-defined, unused-ignore]
     except ImportError:  # not built here (no C compiler): same verdicts, slower
-        return _scan_python
-    return scan  # type: ignore[no-any-return, unused-ignore]
+        return _scan_python, None
+    return kernel.scan, kernel.check_records
 
 
-#: The window scan: the C kernel when it was built, else the regexes.
-_scan: Callable[[bytes], tuple[int, int, int]] = _load_scan()
+#: The C kernel when it was built, else the regexes (``_check_records`` is then ``None``).
+_scan, _check_records = _load_kernel()
 
 
 def _has_duplicate_needle(line: bytes) -> bool:
