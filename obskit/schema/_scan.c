@@ -32,8 +32,15 @@ static Py_ssize_t count_keys(const unsigned char *s, Py_ssize_t n) {
         if (q == NULL) break;
         p = q - s;
         int matched = 0;
+        /* Only names that start with the byte after the quote can match. */
+        unsigned char first = p + 1 < n ? s[p + 1] : 0;
+        if (first != 't' && first != 'l' && first != 's' && first != 'm') {
+            p++;
+            continue;
+        }
         for (int k = 0; k < 6; k++) {
             Py_ssize_t L = LENS[k];
+            if ((unsigned char)NAMES[k][0] != first) continue;
             if (p + 1 + L < n && memcmp(s + p + 1, NAMES[k], (size_t)L) == 0 && s[p + 1 + L] == '"') {
                 count++;
                 p += L + 2; /* the match includes both quotes; findall resumes after it */

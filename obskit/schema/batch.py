@@ -80,6 +80,10 @@ _GET_TS: Final = attrgetter("timestamp")
 _GET_SERVICE: Final = attrgetter("service")
 _GET_TRACE: Final = attrgetter("trace_id")
 _GET_SPAN: Final = attrgetter("span_id")
+#: Service names already accepted under a policy: a handful per deployment, so the name
+#: check runs once per name instead of once per window. Bounded against hostile input.
+_GOOD_SERVICES: dict[Policy, set[str]] = {}
+_GOOD_SERVICES_MAX: Final = 4096
 #: Below this many lines a chunk is checked line by line.
 _SMALL: Final = 4
 #: Lines tried in one bulk attempt.
@@ -218,9 +222,14 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
         return _line_of_byte(seg, esc)
 
     services = set(map(_GET_SERVICE, recs))
-    for s in services:
-        if not rules.SERVICE_RE.fullmatch(s) or not policy.service_allowed(s):
-            return list(map(_GET_SERVICE, recs)).index(s)
+    good = _GOOD_SERVICES.setdefault(policy, set())
+    if not services <= good:
+        for s in services - good:
+            if not rules.SERVICE_RE.fullmatch(s) or not policy.service_allowed(s):
+                return list(map(_GET_SERVICE, recs)).index(s)
+        if len(good) > _GOOD_SERVICES_MAX:
+            good.clear()
+        good |= services
 
     if _check_records is not None:
         bad, no_trace, no_span = _check_records(recs, UNSET)
