@@ -10,7 +10,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from obskit.schema.rules import SERVICE_RE
 from sidecar.sinks.base import SinkMetrics
+
+#: Distinct ``service`` label values kept on the quarantine counter; further names count
+#: under ``other``.
+MAX_SERVICE_LABELS = 200
 
 
 @dataclass
@@ -122,6 +127,7 @@ class Metrics:
         )
         self.ready = Gauge("obskit_sidecar_ready", "1 when the sidecar is ready.", registry=r)
         self._lag_paths: set[str] = set()
+        self._service_labels: set[str] = set()
 
     # engine side -----------------------------------------------------------------------------
     def read(self, lines: int, nbytes: int) -> None:
@@ -130,15 +136,27 @@ class Metrics:
         self.totals.lines_read += lines
         self.totals.bytes_read += nbytes
 
+    def _service_label(self, service: str | None) -> str:
+        # Service names come from invalid lines too: bound the label's values so hostile or
+        # broken input cannot grow the metric without limit.
+        if not service:
+            return "unknown"
+        if service in self._service_labels:
+            return service
+        if len(self._service_labels) >= MAX_SERVICE_LABELS or not SERVICE_RE.fullmatch(service):
+            return "other"
+        self._service_labels.add(service)
+        return service
+
     def quarantined(self, rule: str, service: str | None, example: str) -> None:
-        self.lines_quarantined.labels(rule, service or "unknown").inc()
+        self.lines_quarantined.labels(rule, self._service_label(service)).inc()
         self.totals.quarantined[rule] += 1
         self.totals.examples.setdefault(rule, example)
 
     def quarantined_many(self, counts: dict[tuple[str, str | None], int]) -> None:
         """Several quarantined lines at once: ``(rule, service) -> lines``."""
         for (rule, service), n in counts.items():
-            self.lines_quarantined.labels(rule, service or "unknown").inc(n)
+            self.lines_quarantined.labels(rule, self._service_label(service)).inc(n)
             self.totals.quarantined[rule] += n
 
     def example(self, rule: str, reason: str) -> None:

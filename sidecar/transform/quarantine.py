@@ -91,9 +91,11 @@ class DeadLetter:
         sink: str | None = None,
         line_number: int | None = None,
         service: str | None = "",
+        line_length: int | None = None,
     ) -> None:
         """Append one entry (buffered; :meth:`flush` makes it durable). ``service`` is
-        guessed from the line unless given (``None``: known to have none)."""
+        guessed from the line unless given (``None``: known to have none). ``line_length``
+        is set when ``line`` is only the head of a longer line (OBS011)."""
         entry: dict[str, Any] = {
             "time": utc_now(),
             "stage": stage,
@@ -105,6 +107,8 @@ class DeadLetter:
             "service": guess_service(line) if service == "" else service,
             "reasons": reasons,
         }
+        if line_length is not None:
+            entry["line_length"] = line_length
         try:
             entry["raw"] = line.decode("utf-8")
         except UnicodeDecodeError:

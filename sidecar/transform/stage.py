@@ -144,7 +144,8 @@ class SchemaStage:
             file=chunk.path,
             file_key=chunk.file_key,
             offset=tl.offset,
-            reasons=[*violation_reasons([v]), {"length": tl.length}],
+            reasons=violation_reasons([v]),
+            line_length=tl.length,
         )
         self.metrics.quarantined(R.LINE_TOO_LONG, guess_service(bytes(tl.head)), v.format())
 

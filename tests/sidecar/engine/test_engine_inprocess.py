@@ -235,7 +235,8 @@ def test_too_long_lines_from_the_source_are_quarantined(tmp_path: Path) -> None:
     ]
     assert len(dead) == 1
     assert dead[0]["reasons"][0]["rule"] == "OBS011" and dead[0]["offset"] == long_at
-    assert dead[0]["reasons"][1] == {"length": 4999} and dead[0]["service"] == "big"
+    assert dead[0]["line_length"] == 4999 and dead[0]["service"] == "big"
+    assert [r["rule"] for r in dead[0]["reasons"]] == ["OBS011"]
     assert eng.metrics.totals.quarantined == {"OBS011": 1}
 
 
@@ -278,3 +279,22 @@ def test_a_stuck_sink_is_stopped_at_the_deadline_and_nothing_is_acknowledged(
     assert time.monotonic() - t0 < 10
     assert eng.checkpoints.get("a") in (None, 0)  # one sink never confirmed anything
     assert sorted(ok.got) == sorted(files["a"].splitlines())
+
+
+def test_quarantine_metric_service_label_is_bounded() -> None:
+    from sidecar.metrics import MAX_SERVICE_LABELS, Metrics
+
+    m = Metrics()
+    for i in range(MAX_SERVICE_LABELS + 50):
+        m.quarantined("OBS003", f"svc-{i}", "example")
+    m.quarantined("OBS003", "Bad\x1b[31mName", "example")
+    m.quarantined("OBS003", None, "example")
+    services = {
+        s.labels["service"]
+        for metric in m.registry.collect()
+        if metric.name == "obskit_sidecar_lines_quarantined"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+    assert len(services) == MAX_SERVICE_LABELS + 2  # the kept names, "other", "unknown"
+    assert {"other", "unknown"} <= services and "Bad\x1b[31mName" not in services
