@@ -67,6 +67,11 @@ def scan(settings: SourceSettings, matcher: PathMatcher) -> dict[tuple[int, int]
                 continue
             if not matcher(entry.name):
                 continue
+            try:
+                if not settings.follow_symlinks and entry.is_symlink():
+                    continue
+            except OSError:
+                continue
             st = stat_path(entry.path)
             if st is None or not stat.S_ISREG(st.st_mode):
                 continue

@@ -40,7 +40,9 @@ class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     rotate_wait: keep draining a rotated-away or deleted file for this long after it was
     last seen growing, then release its handle. start_at: where to start in files present at
     start-up that have no checkpoint ("beginning" or "end"); files appearing later are always
-    read from the beginning.
+    read from the beginning. follow_symlinks: read matching names that are symbolic links to
+    files (as Kubernetes' /var/log/containers are); false ignores them, so whoever can write
+    the log folder cannot point the sidecar at another file it may read.
     """
 
     path: str = msgspec.field(default_factory=default_log_dir)
@@ -56,6 +58,7 @@ class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     close_idle_after: float = 30.0
     rotate_wait: float = 5.0
     start_at: Literal["beginning", "end"] = "beginning"
+    follow_symlinks: bool = True
 
     def __post_init__(self) -> None:
         problems = []

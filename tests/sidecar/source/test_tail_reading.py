@@ -258,3 +258,24 @@ def test_gzip_and_utf32_files_warned_not_read(logdir: Path, store: CheckpointSto
     r.poll()
     assert t.warnings() == []  # each reported once
     t.close()
+
+
+@pytest.mark.parametrize("follow", [True, False])
+def test_symlinked_files_read_only_when_following_symlinks(
+    logdir: Path, store: CheckpointStore, tmp_path: Path, follow: bool
+) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_bytes(b'{"n":"outside"}\n')
+    (logdir / "a.log").write_bytes(b'{"n":"inside"}\n')
+    try:
+        (logdir / "b.log").symlink_to(outside)
+    except OSError as exc:  # pragma: no cover - Windows without the symlink privilege
+        pytest.skip(f"cannot create a symlink here: {exc}")
+    settings = SourceSettings(
+        path=str(logdir), fs_events=False, poll_interval=0.05, follow_symlinks=follow
+    )
+    t, r = make(settings, store)
+    data = b"".join(c.data for c in r.poll())
+    t.close()
+    assert b'"inside"' in data
+    assert (b'"outside"' in data) is follow
