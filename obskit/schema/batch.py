@@ -106,7 +106,7 @@ class ChunkResult:
     @property
     def invalid(self) -> int:
         """How many lines have at least one error."""
-        return sum(1 for r in self.records if r is None)
+        return self.records.count(None)
 
 
 def split_lines(chunk: bytes) -> list[bytes]:

@@ -148,13 +148,12 @@ def validate_stream(
         summary.by_service.update(map(_SERVICE_OF, filter(None, res.records)))
         if count_trace:
             _count_trace(res.records, trace_floor, summary)
-        starts = None
-        if res.violations:
-            starts = [offset]
-            for ln in lines:
-                starts.append(starts[-1] + len(ln) + 1)
+        # Byte offsets only for the reported lines, summed in C between them.
+        start, prev = offset, 0
         for i, viol in sorted(res.violations.items()):
-            yield _report(summary, res.records[i], lines[i], line_no + i, starts[i], viol)  # type: ignore[index]
+            start += sum(map(len, lines[prev:i])) + (i - prev)
+            prev = i
+            yield _report(summary, res.records[i], lines[i], line_no + i, start, viol)
         summary.valid += len(lines) - res.invalid
         line_no += len(lines)
         offset += sum(map(len, lines)) + len(lines)
