@@ -85,7 +85,7 @@ _GET_SPAN: Final = attrgetter("span_id")
 _GOOD_SERVICES: dict[Policy, set[str]] = {}
 _GOOD_SERVICES_MAX: Final = 4096
 #: Below this many lines a chunk is checked line by line.
-_SMALL: Final = 4
+_SMALL: Final = 2
 #: Lines tried in one bulk attempt.
 _WINDOW: Final = 32
 
