@@ -19,6 +19,8 @@ from pathlib import Path
 
 import msgspec
 
+from sidecar.durable import fsync_dir
+
 FORMAT_VERSION = 1
 
 
@@ -264,7 +266,7 @@ class CheckpointStore:
             finally:
                 os.close(fd)
             _replace(tmp, self.path)
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
@@ -291,14 +293,3 @@ def _replace(src: Path, dst: Path) -> None:
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
     os.replace(src, dst)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable on POSIX; Windows has no directory handles for this.
-    if sys.platform == "win32":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

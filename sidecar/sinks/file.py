@@ -32,6 +32,7 @@ import cramjam
 import msgspec
 import orjson
 
+from sidecar.durable import fsync_dir
 from sidecar.durations import ByteSize
 from sidecar.sinks.base import Batch, SendResult, Sink
 
@@ -155,7 +156,7 @@ class FileSink(Sink):
                 tmp.unlink()
             raise _named(exc, tmp) from exc
         os.replace(tmp, self.dir / JOURNAL)
-        _fsync_dir(self.dir)
+        fsync_dir(self.dir)
         self._journal_entries = 0
         self._journal = open(self.dir / JOURNAL, "ab")  # noqa: SIM115
 
@@ -330,13 +331,3 @@ def _named(exc: OSError, path: Path) -> OSError:
     if exc.filename is not None:
         return exc
     return OSError(exc.errno, exc.strerror or str(exc), str(path))
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name == "nt":  # directories cannot be opened for fsync on Windows; NTFS journals it
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
