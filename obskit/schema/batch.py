@@ -222,7 +222,9 @@ def _bulk_check(seg: list[bytes], policy: Policy) -> list[Record | None] | int |
         return _line_of_byte(seg, esc)
 
     services = set(map(_GET_SERVICE, recs))
-    good = _GOOD_SERVICES.setdefault(policy, set())
+    good = _GOOD_SERVICES.get(policy)
+    if good is None:  # not setdefault: that would build a throwaway set every window
+        good = _GOOD_SERVICES[policy] = set()
     if not services <= good:
         for s in services - good:
             if not rules.SERVICE_RE.fullmatch(s) or not policy.service_allowed(s):
