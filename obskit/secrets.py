@@ -4,6 +4,7 @@ printed; and the credentials built from them. Shared by ``obskit trace`` and the
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +74,27 @@ class Credentials:
         if self.username is None:
             return None
         return (self.username, self.password.reveal() if self.password else "")
+
+
+_SECRET_TEXT = re.compile(
+    r"(?i)(://)[^/@\s]+@"
+    r"|((?:authorization|api[-_]?key|x-api-key|cookie|set-cookie|token|password)"
+    r"[\"']?\s*[:=]\s*[\"']?)(?:bearer |basic |apikey )?[^\s\"',;}]+"
+    r"|\b(bearer|basic|apikey) [A-Za-z0-9._~+/=-]{8,}"
+)
+
+
+def mask_secrets(text: str, limit: int = 500) -> str:
+    """``text`` (a server's reply, an error) with credentials masked and at most ``limit``
+    characters: URL user info, ``Authorization``/API key/cookie/token values, bearer tokens."""
+
+    def sub(m: re.Match[str]) -> str:
+        g = m.group
+        if g(1):
+            return "://***@"
+        if g(2):
+            return f"{g(2)}***"
+        return f"{g(3)} ***"
+
+    out = _SECRET_TEXT.sub(sub, text)
+    return out if len(out) <= limit else out[:limit] + "..."

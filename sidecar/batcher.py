@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.sinks.base import build_ids
 from sidecar.transform.stage import Prepared
 
 #: Memory a line costs beyond its bytes while in flight (its bytes object, decoded record,
@@ -33,11 +32,6 @@ class OpenBatch:
     #: id key -> path of the file last read under it (for dead-letter entries)
     id_paths: dict[str, str] = field(default_factory=dict)
     started: float = 0.0
-
-    @property
-    def ids(self) -> list[str]:
-        """``<id_key>-<offset>`` per line (built on demand; the engine passes offsets on)."""
-        return build_ids(self.offsets, self.runs)
 
     @property
     def cost(self) -> int:

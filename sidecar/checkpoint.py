@@ -46,18 +46,24 @@ def head_digest(head: bytes) -> str:
     return hashlib.blake2b(head, digest_size=16).hexdigest()
 
 
-class _File(msgspec.Struct, forbid_unknown_fields=True):
+class _File(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     version: int
     saved: float
     files: dict[str, _Entry]
     sha256: str
+    # Per spooled sink, the number of the next record its spool would get at this save: the
+    # records from there on were appended after it (see ``Engine._recover_spools``).
+    spools: dict[str, int] = {}
 
 
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
-def _digest(files: dict[str, _Entry]) -> str:
-    return hashlib.sha256(_encoder.encode(files)).hexdigest()
+def _digest(files: dict[str, _Entry], spools: dict[str, int] | None = None) -> str:
+    h = hashlib.sha256(_encoder.encode(files))
+    if spools:
+        h.update(_encoder.encode(spools))
+    return h.hexdigest()
 
 
 class CheckpointStore:
@@ -83,6 +89,8 @@ class CheckpointStore:
         self._heads: dict[str, tuple[int, str]] = {}  # described before their first advance
         self._origins: dict[str, str] = {}  # likewise, copies' origins
         self._dirty = False
+        #: Spool positions saved with the checkpoints (sink name -> next record number).
+        self.spools: dict[str, int] = {}
         #: Wall-clock time of the last successful save (or load), None before: for an age metric.
         self.last_saved: float | None = None
 
@@ -108,12 +116,13 @@ class CheckpointStore:
         else:
             if doc.version != FORMAT_VERSION:
                 problem = f"unsupported checkpoint format version {doc.version}"
-            elif doc.sha256 != _digest(doc.files):
+            elif doc.sha256 != _digest(doc.files, doc.spools):
                 problem = "checksum mismatch (file corrupt or edited)"
             elif any(e.offset < 0 for e in doc.files.values()):
                 problem = "negative offset"
         if problem is None:
             self._files = dict(doc.files)
+            self.spools = dict(doc.spools)
             self.last_saved = doc.saved
             return warnings
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(self._now())}")
@@ -244,14 +253,19 @@ class CheckpointStore:
             self._dirty = True
         return dropped
 
-    def save(self) -> None:
-        """Persist atomically and durably; on failure raise ``CheckpointError``, old file intact."""
+    def save(self, spools: dict[str, int] | None = None) -> None:
+        """Persist atomically and durably, with ``spools`` (sink -> next spool record
+        number) when given; on failure raise ``CheckpointError``, old file intact."""
         now = self._now()
+        if spools is not None and spools != self.spools:
+            self.spools = dict(spools)
+            self._dirty = True
         if not self._dirty and self.path.exists():
             self.last_saved = now
             return
         files = dict(self._files)
-        body = _encoder.encode(_File(FORMAT_VERSION, now, files, _digest(files)))
+        spools = dict(self.spools)
+        body = _encoder.encode(_File(FORMAT_VERSION, now, files, _digest(files, spools), spools))
         folder = self.path.parent
         tmp = folder / f".{self.path.name}.tmp-{os.getpid()}"
         try:

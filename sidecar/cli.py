@@ -86,7 +86,9 @@ def run_sidecar(cfg: LoadedConfig, exit_on_idle: float | None = None) -> int:
         http = cfg.config.http
         if http.enabled:
             host, port = parse_listen(http.listen)
-            server = OpsServer(host, port, engine.metrics.registry, lambda: engine.ready)
+            server = OpsServer(
+                host, port, engine.metrics.registry, engine.readiness, engine.liveness
+            )
             server.start()
         a = server.address if server else None
         log(

@@ -113,6 +113,50 @@ class MemoryConfig(_Base):
     max_inflight_bytes: ByteSize = ByteSize(8 * 1024 * 1024)
 
 
+class HealthConfig(_Base):
+    """When ``/readyz`` and ``/healthz`` report trouble (see docs/operations.md)."""
+
+    #: ``/readyz`` is not ready while a sink has failed continuously for this long.
+    sink_failing_after: Duration = Duration(60.0)
+    #: ``/readyz`` is not ready while checkpoints have not been saved for this long (counted
+    #: from start until the first save).
+    checkpoint_stale_after: Duration = Duration(60.0)
+    #: ``/healthz`` fails (so a liveness probe restarts the sidecar) when the main loop has
+    #: not turned for this long.
+    stalled_after: Duration = Duration(60.0)
+
+
+class SpoolConfig(_Base):
+    """A sink's disk spool (``sinks[].spool``): lines read but not yet delivered, on disk,
+    so log files may rotate away during an outage. ``spool: false`` turns it off."""
+
+    #: On by default for network sinks (Loki, Elasticsearch, OTLP); off for the file sink,
+    #: whose archive is itself a local disk store.
+    enabled: bool | None = None
+    #: Most disk space the spool takes; see the sizing rule in docs/sidecar.md.
+    max_bytes: ByteSize = ByteSize(1024 * 1024 * 1024)
+    #: Folder (default: ``<checkpoint.dir>/spool/<sink name>``).
+    dir: str | None = None
+    #: ``interval``: synced before every checkpoint save; ``always``: every append;
+    #: ``never``: left to the OS (safe against a crash, not a power cut).
+    fsync: Literal["interval", "always", "never"] = "interval"
+    #: ``block``: stop reading while full (the log files are the buffer); ``drop_oldest``:
+    #: delete the oldest segment, counting and logging the lines dropped.
+    when_full: Literal["block", "drop_oldest"] = "block"
+    #: Size of one segment file; space is freed a segment at a time.
+    segment_bytes: ByteSize = ByteSize(32 * 1024 * 1024)
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1024 * 1024:
+            raise ValueError("max_bytes: must be at least 1MiB")
+        if self.segment_bytes < 64 * 1024:
+            raise ValueError("segment_bytes: must be at least 64KiB")
+
+
+#: Sink types that spool by default (a network between the sidecar and the backend).
+SPOOLED_BY_DEFAULT = frozenset({"loki", "elasticsearch", "opensearch", "otlp"})
+
+
 class SidecarConfig(_Base):
     """The whole file, as written (sinks and source are validated by their own modules)."""
 
@@ -126,15 +170,18 @@ class SidecarConfig(_Base):
     shutdown_timeout: Duration = Duration(10.0)
     batch: BatchConfig = msgspec.field(default_factory=BatchConfig)
     memory: MemoryConfig = msgspec.field(default_factory=MemoryConfig)
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
 
 
 @dataclass
 class SinkSpec:
-    """One configured sink: its name, type, and its module's validated ``Config``."""
+    """One configured sink: its name, type, its module's validated ``Config``, and its spool
+    (None when off)."""
 
     name: str
     type: str
     config: Any
+    spool: SpoolConfig | None = None
 
 
 @dataclass
@@ -432,6 +479,7 @@ def _sink_specs(cfg: SidecarConfig, errors: list[str]) -> list[SinkSpec]:
         except SinkTypeError as exc:
             errors.append(f"{where}.type: {exc}")
             continue
+        spool = _spool_config(body.pop("spool", None), type_, name, cfg, where, errors)
         body = _hoist_auth(body, mod.Config)
         try:
             conf = msgspec.convert(body, mod.Config, dec_hook=dec_hook)
@@ -441,8 +489,35 @@ def _sink_specs(cfg: SidecarConfig, errors: list[str]) -> list[SinkSpec]:
         except (ValueError, TypeError) as exc:
             errors.append(f"{where}: {exc}")
             continue
-        specs.append(SinkSpec(name=name, type=type_, config=conf))
+        specs.append(SinkSpec(name=name, type=type_, config=conf, spool=spool))
     return specs
+
+
+def _spool_config(
+    raw: Any, type_: str, name: str, cfg: SidecarConfig, where: str, errors: list[str]
+) -> SpoolConfig | None:
+    """``sinks[].spool``: a mapping, or ``true``/``false``; defaults by sink type."""
+    if isinstance(raw, bool):
+        raw = {"enabled": raw}
+    try:
+        spool = msgspec.convert(raw or {}, SpoolConfig, dec_hook=dec_hook)
+    except msgspec.ValidationError as exc:
+        errors.append(_msgspec_error(exc, f"{where}.spool"))
+        return None
+    except (ValueError, TypeError) as exc:
+        errors.append(f"{where}.spool: {exc}")
+        return None
+    on = spool.enabled if spool.enabled is not None else type_ in SPOOLED_BY_DEFAULT
+    if not on:
+        return None
+    if spool.dir is None:
+        spool.dir = str(Path(cfg.checkpoint.dir) / "spool" / name)
+    if spool.max_bytes < 4 * cfg.batch.max_bytes:
+        errors.append(
+            f"{where}.spool.max_bytes: must hold at least four batches"
+            f" (4 x batch.max_bytes = {4 * cfg.batch.max_bytes} bytes)"
+        )
+    return spool
 
 
 #: Credential references that may be written at the top of a sink instead of under ``auth:``.

@@ -1,5 +1,10 @@
 """``/healthz``, ``/readyz`` and ``/metrics`` on a small threaded HTTP server (127.0.0.1:9300
-by default; set ``http.listen: 0.0.0.0:9300`` inside a container)."""
+by default; set ``http.listen: 0.0.0.0:9300`` inside a container).
+
+``/healthz``: 200 while the process is alive and its main loop turns (a liveness probe); 503
+with the reason when it should be restarted. ``/readyz``: 200 while it is delivering
+normally; 503 with one reason per line (source folder missing, a sink failing, a spool full,
+checkpoints not saved, a worker stopped). See docs/operations.md for the Kubernetes probes."""
 
 from __future__ import annotations
 
@@ -14,9 +19,14 @@ class OpsServer:
     """Serves the endpoints from a daemon thread; :meth:`close` stops it."""
 
     def __init__(
-        self, host: str, port: int, registry: CollectorRegistry, ready: Callable[[], bool]
+        self,
+        host: str,
+        port: int,
+        registry: CollectorRegistry,
+        ready: Callable[[], list[str]],
+        alive: Callable[[], list[str]] = list,
     ) -> None:
-        reg, is_ready = registry, ready
+        reg, not_ready, not_alive = registry, ready, alive
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "obskit-sidecar"
@@ -24,14 +34,9 @@ class OpsServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
-                    self._send(200, b"ok\n", "text/plain; charset=utf-8")
+                    self._status(not_alive(), b"ok\n", b"unhealthy\n")
                 elif path == "/readyz":
-                    ok = is_ready()
-                    self._send(
-                        200 if ok else 503,
-                        b"ready\n" if ok else b"not ready\n",
-                        "text/plain; charset=utf-8",
-                    )
+                    self._status(not_ready(), b"ready\n", b"not ready\n")
                 elif path == "/metrics":
                     self._send(200, generate_latest(reg), CONTENT_TYPE_LATEST)
                 else:
@@ -40,6 +45,10 @@ class OpsServer:
                         b"not found: try /healthz, /readyz, /metrics\n",
                         "text/plain; charset=utf-8",
                     )
+
+            def _status(self, reasons: list[str], ok: bytes, bad: bytes) -> None:
+                body = ok if not reasons else bad + "".join(f"- {r}\n" for r in reasons).encode()
+                self._send(503 if reasons else 200, body, "text/plain; charset=utf-8")
 
             def _send(self, code: int, body: bytes, ctype: str) -> None:
                 self.send_response(code)

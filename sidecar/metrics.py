@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from obskit.schema.rules import SERVICE_RE
 from sidecar.sinks.base import SinkMetrics
+from sidecar.spool import SpoolStats
 
 #: Distinct ``service`` label values kept on the quarantine counter; further names count
 #: under ``other``.
@@ -30,7 +31,6 @@ class Totals:
     forwarded_invalid: Tally[str] = field(default_factory=Tally)
     dead_lettered: Tally[str] = field(default_factory=Tally)
     examples: dict[str, str] = field(default_factory=dict)
-    trace_ids: list[str] = field(default_factory=list)
 
 
 class Metrics:
@@ -122,9 +122,47 @@ class Metrics:
             ["sink", "reason"],
             registry=r,
         )
-        self.sink_spool_bytes = Gauge(
-            "obskit_sidecar_sink_spool_bytes", "Size of a sink's disk spool.", ["sink"], registry=r
+        self.sink_failing_seconds = Gauge(
+            "obskit_sidecar_sink_failing_seconds",
+            "Seconds a sink has been failing without a single success (0 while healthy).",
+            ["sink"],
+            registry=r,
         )
+        self.spool_bytes = Gauge(
+            "obskit_sidecar_spool_bytes", "Disk space a sink's spool takes.", ["sink"], registry=r
+        )
+        self.spool_records = Gauge(
+            "obskit_sidecar_spool_records",
+            "Batches in a sink's spool not delivered yet.",
+            ["sink"],
+            registry=r,
+        )
+        self.spool_lines = Gauge(
+            "obskit_sidecar_spool_lines",
+            "Lines in a sink's spool not delivered yet.",
+            ["sink"],
+            registry=r,
+        )
+        self.spool_oldest_age = Gauge(
+            "obskit_sidecar_spool_oldest_age_seconds",
+            "Age of the oldest undelivered batch in a sink's spool (0 when empty).",
+            ["sink"],
+            registry=r,
+        )
+        self.spool_dropped_lines = Counter(
+            "obskit_sidecar_spool_dropped_lines",
+            "Lines a spool dropped, by reason: full (when_full: drop_oldest) or corrupt"
+            " (a damaged record skipped).",
+            ["sink", "reason"],
+            registry=r,
+        )
+        self.spool_append_failures = Counter(
+            "obskit_sidecar_spool_append_failures",
+            "Batches a spool could not take yet, by kind: full (when_full: block) or error.",
+            ["sink", "kind"],
+            registry=r,
+        )
+        self._spool_seen: dict[str, tuple[int, int]] = {}
         self.ready = Gauge("obskit_sidecar_ready", "1 when the sidecar is ready.", registry=r)
         self._lag_paths: set[str] = set()
         self._service_labels: set[str] = set()
@@ -187,6 +225,22 @@ class Metrics:
             self.file_lag.labels(path).set(lag)
         self._lag_paths = set(lags)
 
+    def set_spool(self, sink: str, st: SpoolStats, now: float) -> None:
+        """Publish a spool's backlog (called about once a second)."""
+        self.spool_bytes.labels(sink).set(st.nbytes)
+        self.spool_records.labels(sink).set(st.records)
+        self.spool_lines.labels(sink).set(st.lines)
+        self.spool_oldest_age.labels(sink).set(0 if st.oldest is None else max(0, now - st.oldest))
+        full, corrupt = self._spool_seen.get(sink, (0, 0))
+        if st.dropped_lines > full:
+            self.spool_dropped_lines.labels(sink, "full").inc(st.dropped_lines - full)
+        if st.corrupt_lines > corrupt:
+            self.spool_dropped_lines.labels(sink, "corrupt").inc(st.corrupt_lines - corrupt)
+        self._spool_seen[sink] = (st.dropped_lines, st.corrupt_lines)
+
+    def spool_append_failed(self, sink: str, kind: str) -> None:
+        self.spool_append_failures.labels(sink, kind).inc()
+
     def for_sink(self, name: str) -> SinkMetrics:
         """The :class:`SinkMetrics` to install on sink ``name``."""
         return PromSinkMetrics(self, name)
@@ -213,6 +267,3 @@ class PromSinkMetrics(SinkMetrics):
         self._m.sink_dead_lettered.labels(self._sink, reason).inc(lines)
         with self._m._lock:
             self._m.totals.dead_lettered[f"{self._sink}: {reason}"] += lines
-
-    def spool_bytes(self, nbytes: int) -> None:
-        self._m.sink_spool_bytes.labels(self._sink).set(nbytes)

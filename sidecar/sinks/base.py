@@ -1,87 +1,131 @@
-"""The sink interface every destination implements (file archive, Loki, Elasticsearch).
+"""The sink interface every destination implements (file archive, Loki, Elasticsearch, OTLP).
 
-The engine gives each sink its own worker thread and queue; the worker calls :meth:`Sink.send`
-for one :class:`Batch` at a time. ``send`` blocks until the backend confirmed every line or
-rejected some for good (retries, backoff and splitting happen inside), and returns what it
-could not deliver. A batch is acknowledged to the checkpoint store only when every sink has
-returned for it; rejected lines go to the dead-letter file with the sink's reason, so nothing
-is ever dropped silently.
+A sink says how a :class:`Batch` is cut into requests (:meth:`Sink.parts`) and what one
+attempt of one part gave (:meth:`Sink.attempt`, an :class:`~sidecar.sinks.delivery.Outcome`);
+the one delivery loop (:mod:`sidecar.sinks.delivery`) does the rest: retries, back-off,
+splitting, poison isolation, dead letters and loud failures. :meth:`Sink.send` runs that loop
+for one batch and returns what could not be delivered, so nothing is ever dropped silently.
 """
 
 from __future__ import annotations
 
 import abc
+import errno
 import threading
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple
 
 from obskit.schema.record import Record
+from sidecar.sinks.http import RetryConfig, describe_error
+
+if TYPE_CHECKING:
+    from sidecar.sinks.delivery import Delivery, Outcome
+
+
+class LineId(NamedTuple):
+    """A line's identity: its file's id key (``Chunk.id_key``: the file, or the original of a
+    copy+truncate copy) and its byte offset there. The same after any retry or restart, so
+    backends that support ids can deduplicate."""
+
+    key: str
+    offset: int
 
 
 class Batch:
     """Lines ready to ship, columnar (no object per line).
 
     ``lines[i]`` is the line as it will be shipped (UTF-8 JSON, no newline, possibly
-    repaired); ``records[i]`` its decoded schema fields; ``ids[i]`` a deterministic id made of
-    the file identity and the line's byte offset (``<id_key>-<offset>``, see
-    ``Chunk.id_key``), the same after any retry or restart, so backends that support ids can
-    deduplicate. ``static`` holds the enrichment fields of this sidecar (``environment``,
-    ``host``, ``pod``, ...). ``extents`` maps each id key in the batch to ``(offset of its
-    first line, offset just past its last line)``: lines of one file are in file order, so a
-    sink can tell cheaply whether a batch replays lines it already stored (the file sink does,
-    after a crash).
-
-    The engine gives ``offsets`` (each line's offset) and ``runs`` (``(index of the first
-    line, id key)`` for each run of lines with one id key) instead of ``ids``: the id strings
-    are then built on first use of :attr:`ids`, so sinks that do not use ids (file, Loki) do
-    not pay for them. Either ``ids`` or ``offsets`` + ``runs`` must be given.
+    repaired); ``records[i]`` its decoded schema fields; ``offsets[i]`` its byte offset in its
+    file, and ``runs`` names the files: ``(index of the first line, id key)`` for each run of
+    lines from one file, so :meth:`line_id` is ``(id key, offset)`` without a string per line.
+    ``static`` holds the enrichment fields of this sidecar (``environment``, ``host``, ...).
+    ``extents`` maps each id key to ``(offset of its first line, offset past its last)``:
+    lines of one file are in file order, so a sink can tell cheaply whether a batch replays
+    lines it already stored (the file sink does, after a crash). ``paths`` maps id keys to the
+    file path last read under them (for dead-letter entries); ``read_time`` is when the lines
+    were read (Unix seconds).
     """
 
-    __slots__ = ("_ids", "extents", "lines", "offsets", "records", "runs", "seq", "static")
+    __slots__ = (
+        "extents",
+        "lines",
+        "offsets",
+        "paths",
+        "read_time",
+        "records",
+        "runs",
+        "seq",
+        "static",
+    )
 
     def __init__(
         self,
         seq: int,
         lines: list[bytes],
         records: list[Record],
-        ids: list[str] | None = None,
+        *,
+        offsets: list[int],
+        runs: list[tuple[int, str]],
         static: dict[str, str] | None = None,
         extents: dict[str, tuple[int, int]] | None = None,
-        *,
-        offsets: list[int] | None = None,
-        runs: list[tuple[int, str]] | None = None,
+        paths: dict[str, str] | None = None,
+        read_time: float = 0.0,
     ) -> None:
         self.seq = seq
         self.lines = lines
         self.records = records
-        self.static: dict[str, str] = static if static is not None else {}
-        self.extents: dict[str, tuple[int, int]] = extents if extents is not None else {}
         self.offsets = offsets
         self.runs = runs
-        self._ids = ids
+        self.static: dict[str, str] = static if static is not None else {}
+        self.extents: dict[str, tuple[int, int]] = extents if extents is not None else {}
+        self.paths: dict[str, str] = paths if paths is not None else {}
+        self.read_time = read_time
 
-    @property
-    def ids(self) -> list[str]:
-        """``<id_key>-<offset>`` of each line (built once, on first use)."""
-        if self._ids is None:
-            self._ids = build_ids(self.offsets or [], self.runs or [])
-        return self._ids
+    def line_id(self, i: int) -> LineId:
+        """The identity of line ``i``."""
+        runs = self.runs
+        n = bisect_right(runs, (i, "\U0010ffff")) - 1
+        return LineId(runs[n][1], self.offsets[i])
 
     def keys_and_offsets(self) -> list[tuple[str, list[int], int]]:
-        """``(id key, offsets, index of the first line)`` for each run of lines with one id
-        key, without building id strings."""
-        if self.offsets is not None and self.runs is not None:
-            out = []
-            for n, (start, key) in enumerate(self.runs):
-                stop = self.runs[n + 1][0] if n + 1 < len(self.runs) else len(self.offsets)
-                out.append((key, self.offsets[start:stop], start))
-            return out
-        res: list[tuple[str, list[int], int]] = []
-        for i, ident in enumerate(self.ids):
-            key, _, off = ident.rpartition("-")
-            if not res or res[-1][0] != key:
-                res.append((key, [], i))
-            res[-1][1].append(int(off) if off.isdigit() else -1)
-        return res
+        """``(id key, offsets, index of the first line)`` for each run of lines of one file."""
+        out = []
+        runs, offsets = self.runs, self.offsets
+        for n, (start, key) in enumerate(runs):
+            stop = runs[n + 1][0] if n + 1 < len(runs) else len(offsets)
+            out.append((key, offsets[start:stop], start))
+        return out
+
+    def keys(self) -> list[str]:
+        """The id key of every line (one reference per line, no new strings)."""
+        out: list[str] = []
+        for key, offsets, _ in self.keys_and_offsets():
+            out += [key] * len(offsets)
+        return out
+
+    def select(self, indices: list[int]) -> Batch:
+        """A batch of the lines ``indices`` (in order) of this one, same seq and fields."""
+        runs: list[tuple[int, str]] = []
+        keys = self.keys()
+        extents: dict[str, tuple[int, int]] = {}
+        for n, i in enumerate(indices):
+            key = keys[i]
+            if not runs or runs[-1][1] != key:
+                runs.append((n, key))
+            if key not in extents:
+                extents[key] = (self.offsets[i], self.extents.get(key, (0, 0))[1])
+        return Batch(
+            self.seq,
+            [self.lines[i] for i in indices],
+            [self.records[i] for i in indices],
+            offsets=[self.offsets[i] for i in indices],
+            runs=runs,
+            static=self.static,
+            extents=extents,
+            paths=self.paths,
+            read_time=self.read_time,
+        )
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -92,15 +136,6 @@ class Batch:
     @property
     def nbytes(self) -> int:
         return sum(map(len, self.lines))
-
-
-def build_ids(offsets: list[int], runs: list[tuple[int, str]]) -> list[str]:
-    """Line ids from offsets and ``(first index, id key)`` runs (see :class:`Batch`)."""
-    out: list[str] = []
-    for n, (start, key) in enumerate(runs):
-        stop = runs[n + 1][0] if n + 1 < len(runs) else len(offsets)
-        out += map((key + "-").__add__, map(str, offsets[start:stop]))
-    return out
 
 
 @dataclass(slots=True)
@@ -116,7 +151,7 @@ class SendResult:
 
 class SinkStopped(Exception):
     """Raised by :meth:`Sink.send` when the sidecar is shutting down before the batch was
-    delivered; the batch is not acknowledged and will be read again after a restart."""
+    delivered; the batch is not acknowledged and will be sent again after a restart."""
 
 
 class SinkMetrics:
@@ -135,28 +170,70 @@ class SinkMetrics:
     def dead_lettered(self, reason: str, lines: int = 1) -> None:
         """``lines`` lines were rejected for good; ``reason`` is a short category."""
 
-    def spool_bytes(self, nbytes: int) -> None:
-        """Current size of this sink's disk spool."""
-
 
 class Sink(abc.ABC):
-    """A destination. Subclasses implement :meth:`send`; :attr:`stopping` is set on shutdown
-    and must interrupt retry waits (use ``self.stopping.wait(delay)`` to sleep)."""
+    """A destination. Subclasses implement :meth:`attempt` (and usually :meth:`parts`);
+    :attr:`stopping` is set on shutdown and interrupts retry waits."""
 
     #: Short name used in metrics and logs (``loki``, ``elasticsearch``, ``file``).
     kind: str = "sink"
+    #: Parts of one batch sent at the same time.
+    concurrency: int = 1
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.stopping = threading.Event()
         self.metrics = SinkMetrics()
+        #: Back-off between attempts (the delivery loop reads it).
+        self.retry = RetryConfig()
+        #: Give up on a part (dead-letter it) after this many seconds of transient failures;
+        #: None retries for ever.
+        self.max_retry_duration: float | None = None
+        self._delivery: Delivery | None = None
+
+    @property
+    def delivery(self) -> Delivery:
+        """This sink's delivery loop (its health and failure log included)."""
+        if self._delivery is None:
+            from sidecar.sinks.delivery import Delivery
+
+            self._delivery = Delivery(self)
+        return self._delivery
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Open connections or files; called once before the first :meth:`send`."""
 
-    @abc.abstractmethod
-    def send(self, batch: Batch) -> SendResult:
-        """Deliver ``batch``; block through retries; raise :class:`SinkStopped` on shutdown."""
+    def describe_target(self) -> str:
+        """Where this sink sends, for logs: a URL without credentials, or a folder."""
+        return self.name
 
-    def close(self) -> None:  # noqa: B027 - optional hook
+    def parts(self, batch: Batch) -> list[list[int]]:
+        """The batch cut into requests (indices, in order); one part by default."""
+        return [list(range(len(batch)))]
+
+    @abc.abstractmethod
+    def attempt(self, batch: Batch, part: list[int]) -> Outcome:
+        """Send the lines ``part`` of ``batch`` once and say what happened. Raise for trouble
+        that is not the lines' fault (network, disk): :meth:`transient_cause` names it."""
+
+    def transient_cause(self, exc: BaseException) -> str | None:
+        """A short cause when ``exc`` is trouble that is not the lines' fault (retried with
+        back-off for ever), None when it is not (the lines are then isolated)."""
+        import httpx
+
+        if isinstance(exc, httpx.TransportError):
+            return describe_error(exc)
+        if isinstance(exc, OSError):
+            return errno.errorcode.get(exc.errno or 0, "oserror").lower()
+        return None
+
+    def send(self, batch: Batch) -> SendResult:
+        """Deliver ``batch`` through the delivery loop; block through retries; raise
+        :class:`SinkStopped` on shutdown. Returns the lines rejected for good."""
+        report = self.delivery.deliver(batch)
+        return SendResult(rejected=report.rejected)
+
+    def close(self) -> None:
         """Release resources; called once after the last :meth:`send`."""
+        if self._delivery is not None:
+            self._delivery.close()

@@ -23,20 +23,20 @@ code talks to Elasticsearch 7/8/9 and OpenSearch 1/2/3.
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Literal
 
 import cramjam
 import httpx
 import msgspec
 
+from obskit.trace.http import display_url
 from sidecar.durations import ByteSize, Duration
-from sidecar.sinks.base import Batch, SendResult, Sink, SinkStopped
+from sidecar.sinks.base import Batch, Sink
+from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.es_bulk import (
     BulkResponseError,
     DocumentBuilder,
@@ -47,7 +47,6 @@ from sidecar.sinks.es_bulk import (
 from sidecar.sinks.http import (
     RETRYABLE_STATUS,
     AuthConfig,
-    Backoff,
     Credentials,
     RetryConfig,
     TLSConfig,
@@ -55,8 +54,6 @@ from sidecar.sinks.http import (
     make_client,
     retry_after,
 )
-
-log = logging.getLogger(__name__)
 
 #: Request-level statuses retried as they are (credentials and permissions get fixed by an
 #: operator; the lines are not at fault, so they must not be dead-lettered).
@@ -163,13 +160,14 @@ def build(name: str, config: Config) -> ElasticsearchSink:
     return ElasticsearchSink(name, config)
 
 
-class _Round:
-    """One pass over the pending items: what was delivered, what must be retried."""
+@dataclass
+class _Ctx:
+    """One batch's encoded items, built once (a retried item is not encoded again). ``None``
+    marks a line the builder could not encode: its attempt raises again, and the delivery
+    loop isolates it."""
 
-    def __init__(self) -> None:
-        self.retry: list[int] = []
-        self.hint: float | None = None  # longest Retry-After seen
-        self.cause = ""
+    batch: Batch
+    items: list[bytes | None]
 
 
 class ElasticsearchSink(Sink):
@@ -180,6 +178,8 @@ class ElasticsearchSink(Sink):
     def __init__(self, name: str, config: Config) -> None:
         super().__init__(name)
         self.config = config
+        self.retry = config.retry
+        self.concurrency = config.concurrency
         self._urls = itertools.cycle(config.endpoints)
         self._url = next(self._urls)
         self._client: httpx.Client | None = None
@@ -191,16 +191,13 @@ class ElasticsearchSink(Sink):
             self._headers["Content-Encoding"] = "gzip"
         #: Lines Elasticsearch already held (409 on create): delivered, not stored again.
         self.duplicates = 0
-        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._ctx: _Ctx | None = None
+        self._builder: DocumentBuilder | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        if self._pool is None and self.config.concurrency > 1:
-            self._pool = ThreadPoolExecutor(
-                self.config.concurrency, thread_name_prefix=f"sink-{self.name}"
-            )
         if self._client is None:
             self._client = make_client(
                 timeout=float(self.config.timeout),
@@ -210,222 +207,145 @@ class ElasticsearchSink(Sink):
             )
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+        super().close()
         if self._client is not None:
             self._client.close()
             self._client = None
 
-    # ----------------------------------------------------------------------- send
+    def describe_target(self) -> str:
+        return ", ".join(display_url(u) for u in self.config.endpoints)
 
-    def send(self, batch: Batch) -> SendResult:
+    # ----------------------------------------------------------------------- plan
+
+    def _builder_for(self, static: dict[str, str]) -> DocumentBuilder:
+        b = self._builder
+        if b is None or b.static != static:
+            b = self._builder = DocumentBuilder(
+                self._target,
+                self.config.op_type,
+                static,
+                self.data_stream_mode,
+                self.config.namespace,
+            )
+        return b
+
+    def _context(self, batch: Batch) -> _Ctx:
+        ctx = self._ctx
+        if ctx is not None and ctx.batch is batch:
+            return ctx
+        builder = self._builder_for(batch.static)
+        lines, records = batch.lines, batch.records
+        items: list[bytes | None] = []
+        for key, offsets, start in batch.keys_and_offsets():
+            for n, off in enumerate(offsets):
+                i = start + n
+                try:
+                    items.append(builder.item(lines[i], records[i], key, off))
+                except Exception:  # encoded again in its attempt, which raises for isolation
+                    items.append(None)
+        ctx = self._ctx = _Ctx(batch, items)
+        return ctx
+
+    def parts(self, batch: Batch) -> list[list[int]]:
+        """``_bulk`` requests bounded by bytes (before compression) and documents; a line
+        that cannot be encoded goes alone (its attempt fails, and is isolated)."""
+        items = self._context(batch).items
+        max_bytes, max_docs = self.config.batch_max_bytes, self.config.batch_max_docs
+        out: list[list[int]] = []
+        idx: list[int] = []
+        size = 0
+        for i, data in enumerate(items):
+            if data is None:
+                out.append([i])
+                continue
+            if idx and (size + len(data) > max_bytes or len(idx) >= max_docs):
+                out.append(idx)
+                idx, size = [], 0
+            idx.append(i)
+            size += len(data)
+        if idx:
+            out.append(idx)
+        return out
+
+    # -------------------------------------------------------------------- attempt
+
+    def _body(self, batch: Batch, ctx: _Ctx, part: list[int]) -> bytes:
+        items = ctx.items
+        out = []
+        for i in part:
+            data = items[i]
+            if data is None:
+                ident = batch.line_id(i)
+                data = self._builder_for(batch.static).item(
+                    batch.lines[i], batch.records[i], ident.key, ident.offset
+                )
+            out.append(data)
+        return b"".join(out)
+
+    def attempt(self, batch: Batch, part: list[int]) -> Outcome:
+        """One ``_bulk`` request for ``part`` (see the module docstring for the rules)."""
         if self._client is None:
             self.start()
-        builder = DocumentBuilder(
-            self._target,
-            self.config.op_type,
-            batch.static,
-            self.data_stream_mode,
-            self.config.namespace,
-        )
-        lines, records, ids = batch.lines, batch.records, batch.ids
-
-        def item(i: int) -> bytes:
-            return builder.item(lines[i], records[i], ids[i])
-
-        rejected: dict[int, str] = {}
-        pending = list(range(len(batch)))
-        backoff = Backoff(self.config.retry)
-        while pending:
-            rnd = _Round()
-            self._send_all(pending, item, rnd, rejected)
-            if not rnd.retry:
-                break
-            pending = sorted(rnd.retry)
-            self.metrics.retry(rnd.cause)
-            delay = backoff.next_delay(rnd.hint)
-            log.warning(
-                "%s: %d of %d lines to retry in %.1fs (%s)",
-                self.name,
-                len(pending),
-                len(batch),
-                delay,
-                rnd.cause,
-            )
-            if self.stopping.wait(delay):
-                raise SinkStopped(f"{self.name}: stopping with {len(pending)} lines unsent")
-        return SendResult(sorted(rejected.items()))
-
-    def _send_all(
-        self,
-        pending: list[int],
-        item: Callable[[int], bytes],
-        rnd: _Round,
-        rejected: dict[int, str],
-    ) -> None:
-        """Encode requests in this thread and send up to ``concurrency`` at a time, so the
-        next request is encoded while the cluster works on the previous one."""
-        pool = self._pool
-        if pool is None:
-            for chunk, body in self._requests(pending, item):
-                self._send_chunk(chunk, body, item, rnd, rejected)
-            return
-        running: set[Future[None]] = set()
+        assert self._client is not None
+        ctx = self._context(batch)
+        body = self._body(batch, ctx, part)
+        wire = _gzip(body, self.config.gzip_level) if self.config.gzip else body
+        url = self._url
+        t0 = time.perf_counter()
         try:
-            for chunk, body in self._requests(pending, item):
-                if len(running) >= self.config.concurrency:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for f in done:
-                        f.result()
-                running.add(pool.submit(self._send_chunk, chunk, body, item, rnd, rejected))
-        finally:
-            # Never leave a request behind: results (or SinkStopped) after all have ended.
-            done, _ = wait(running)
-        for f in done:
-            f.result()
-
-    def _requests(
-        self, pending: list[int], item: Callable[[int], bytes]
-    ) -> Iterator[tuple[list[int], bytes]]:
-        """``pending`` as request bodies bounded by bytes (before compression) and docs.
-        Items are encoded here, one request at a time, so memory stays at one request (a
-        retried item is simply encoded again: the encoding is deterministic)."""
-        max_bytes, max_docs = self.config.batch_max_bytes, self.config.batch_max_docs
-        idx: list[int] = []
-        parts: list[bytes] = []
-        size = 0
-        for i in pending:
-            data = item(i)
-            if parts and (size + len(data) > max_bytes or len(parts) >= max_docs):
-                yield idx, b"".join(parts)
-                idx, parts, size = [], [], 0
-            idx.append(i)
-            parts.append(data)
-            size += len(data)
-        if parts:
-            yield idx, b"".join(parts)
-
-    def _send_chunk(
-        self,
-        chunk: list[int],
-        chunk_body: bytes,
-        item: Callable[[int], bytes],
-        rnd: _Round,
-        rejected: dict[int, str],
-    ) -> None:
-        """Send ``chunk`` until each of its items is delivered, rejected or queued in
-        ``rnd.retry``. Request-level trouble is retried here; 413 and other 4xx split."""
-        stack = [chunk]
-        backoff = Backoff(self.config.retry)
-        while stack:
-            part = stack.pop()
-            if self.stopping.is_set():
-                raise SinkStopped(f"{self.name}: stopping")
-            # Halves after a 413 or 400 are encoded again from their lines.
-            body = chunk_body if part is chunk else b"".join(item(i) for i in part)
-            wire = _gzip(body, self.config.gzip_level) if self.config.gzip else body
-            assert self._client is not None
-            t0 = time.perf_counter()
+            resp = self._client.post(url + "/_bulk", content=wire, params=self._query)
+            content = resp.content
+        except httpx.TransportError as exc:
+            self.metrics.request(time.perf_counter() - t0, describe_error(exc))
+            if not isinstance(exc, httpx.TimeoutException):
+                self._url = next(self._urls)  # try the next node of the cluster
+            raise
+        status = resp.status_code
+        self.metrics.request(time.perf_counter() - t0, str(status))
+        if status == 200:
             try:
-                resp = self._client.post(self._url + "/_bulk", content=wire, params=self._query)
-                content = resp.content
-            except httpx.TransportError as exc:
-                cause = describe_error(exc)
-                self.metrics.request(time.perf_counter() - t0, cause)
-                self._wait(backoff, None, cause, len(part))
-                if not isinstance(exc, httpx.TimeoutException):
-                    self._url = next(self._urls)  # try the next node of the cluster
-                stack.append(part)
-                continue
-            status = resp.status_code
-            self.metrics.request(time.perf_counter() - t0, str(status))
-            if status == 200:
-                try:
-                    statuses = item_statuses(content, len(part))
-                except BulkResponseError as exc:
-                    self._wait(backoff, None, "bad_response", len(part), str(exc))
-                    stack.append(part)
-                    continue
-                backoff.reset()
-                self._items(part, statuses, rnd, rejected, len(wire))
-                continue
-            if status == 413:
-                if len(part) == 1:
-                    self._reject(
-                        rejected,
-                        part[0],
-                        "413 request_entity_too_large: document larger than the cluster's "
-                        f"http.max_content_length ({len(body)} bytes)",
-                        "too_large",
-                    )
-                else:
-                    half = len(part) // 2
-                    stack.extend([part[half:], part[:half]])
-                continue
-            if status in _RETRY_AS_IS:
-                cause = "5xx" if status >= 500 else str(status)
-                self._wait(backoff, retry_after(resp), cause, len(part), request_error(content))
-                stack.append(part)
-                continue
-            if status != 400:
-                # 404/405/...: a wrong URL or a proxy in the way, not the lines' fault.
-                self._wait(backoff, None, f"http_{status}", len(part), request_error(content))
-                stack.append(part)
-                continue
-            # A 400 for the whole request: some document or action line is at fault.
-            if len(part) == 1:
-                self._reject(
-                    rejected, part[0], f"{status} {request_error(content)}", f"http_{status}"
-                )
-            else:
-                half = len(part) // 2
-                stack.extend([part[half:], part[:half]])
+                statuses = item_statuses(content, len(part))
+            except BulkResponseError as exc:
+                return Outcome.transient(part, "bad_response", str(exc))
+            return self._items(part, statuses, len(wire))
+        if status == 413:
+            return Outcome.refused(
+                "413 request_entity_too_large: document larger than the cluster's "
+                f"http.max_content_length ({len(body)} bytes)",
+                "too_large",
+            )
+        if status in _RETRY_AS_IS:
+            cause = "5xx" if status >= 500 else str(status)
+            return Outcome.transient(part, cause, request_error(content), retry_after(resp))
+        if status != 400:
+            # 404/405/...: a wrong URL or a proxy in the way, not the lines' fault.
+            return Outcome.transient(part, f"http_{status}", request_error(content))
+        # A 400 for the whole request: some document or action line is at fault.
+        return Outcome.refused(f"{status} {request_error(content)}", f"http_{status}")
 
     def _items(
-        self,
-        part: list[int],
-        statuses: list[tuple[int, str]] | None,
-        rnd: _Round,
-        rejected: dict[int, str],
-        wire_bytes: int,
-    ) -> None:
+        self, part: list[int], statuses: list[tuple[int, str]] | None, wire_bytes: int
+    ) -> Outcome:
         if statuses is None:
-            self.metrics.sent(len(part), wire_bytes)
-            return
-        ok = 0
+            return Outcome.ok(len(part), wire_bytes)
+        out = Outcome()
+        dups = 0
         for i, (status, reason) in zip(part, statuses, strict=True):
             if status < 300:
-                ok += 1
+                out.delivered += 1
             elif status == 409 and self.config.op_type == "create":
-                ok += 1
-                with self._lock:
-                    self.duplicates += 1
+                out.delivered += 1
+                dups += 1
             elif status == 429 or status >= 500:
-                rnd.retry.append(i)
-                rnd.cause = "429" if status == 429 else "5xx"
+                out.retry.append(i)
+                out.cause = "429" if status == 429 else "5xx"
+                out.detail = reason
             else:
                 short = reason.split(":", 1)[0] or f"http_{status}"
-                self._reject(rejected, i, f"{status} {reason}", short)
-        if ok:
-            self.metrics.sent(ok, wire_bytes * ok // len(part))
-
-    def _reject(self, rejected: dict[int, str], i: int, reason: str, category: str) -> None:
-        rejected[i] = reason
-        self.metrics.dead_lettered(category)
-
-    def _wait(
-        self, backoff: Backoff, hint: float | None, cause: str, lines: int, detail: str = ""
-    ) -> None:
-        self.metrics.retry(cause)
-        delay = backoff.next_delay(hint)
-        log.warning(
-            "%s: bulk request of %d lines failed (%s%s), retrying in %.1fs",
-            self.name,
-            lines,
-            cause,
-            f": {detail}" if detail else "",
-            delay,
-        )
-        if self.stopping.wait(delay):
-            raise SinkStopped(f"{self.name}: stopping during retry ({cause})")
+                out.rejected[i] = (f"{status} {reason}", short)
+        if dups:
+            with self._lock:
+                self.duplicates += dups
+        if out.delivered:
+            out.wire_bytes = wire_bytes * out.delivered // len(part)
+        return out

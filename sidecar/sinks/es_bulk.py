@@ -20,23 +20,19 @@ import orjson
 
 from obskit.schema import timestamp_ns
 from obskit.schema.record import Record
+from sidecar.sinks.base import LineId
 
 
-def doc_id(line_id: str) -> str:
-    """The ``_id`` of the line with engine id ``<file_key>-<offset>``.
+def doc_id(line: LineId) -> str:
+    """The ``_id`` of a line: ``<12 chars>.<offset>``, the first 9 bytes of BLAKE2b over its
+    file's id key, URL-safe base64, then the line's byte offset in decimal.
 
-    ``<12 chars>.<offset>``: the first 9 bytes of BLAKE2b over the file key, URL-safe base64,
-    then the line's byte offset in decimal. The same line gets the same id after any retry or
-    restart, so a ``create`` of a line Elasticsearch already holds answers 409 instead of
-    storing a duplicate. Lines of one file differ by offset; two files share a prefix only if
-    72-bit hashes of their keys collide (about 1 in 10^10 for a million files). Hashing
-    once per file and not per line keeps this cheap. An id not in that form is hashed whole
-    (15 bytes, 20 characters)."""
-    key, _, off = line_id.rpartition("-")
-    if key and off.isdigit():
-        return (_file_prefix(key) + off.encode()).decode()
-    digest = hashlib.blake2b(line_id.encode(), digest_size=15).digest()
-    return binascii.b2a_base64(digest, newline=False).translate(_URLSAFE).decode()
+    The same line gets the same id after any retry or restart, so a ``create`` of a line
+    Elasticsearch already holds answers 409 instead of storing a duplicate. Lines of one file
+    differ by offset; two files share a prefix only if 72-bit hashes of their keys collide
+    (about 1 in 10^10 for a million files). Hashing once per file and not per line keeps this
+    cheap."""
+    return (_file_prefix(line.key) + str(line.offset).encode()).decode()
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
@@ -174,20 +170,18 @@ class DocumentBuilder:
         self._per_index[index] = parts
         return parts
 
-    def _id(self, line_id: str) -> bytes:
-        key, _, off = line_id.rpartition("-")
+    def _id(self, key: str, offset: int) -> bytes:
         fp = self._files.get(key)
         if fp is None:
-            if not (key and off.isdigit()):
-                return doc_id(line_id).encode()
             fp = self._files[key] = _file_prefix(key)
-        return fp + off.encode()
+        return fp + str(offset).encode()
 
-    def item(self, line: bytes, record: Record, line_id: str) -> bytes:
-        """The bulk item (action line + document line, each ending in a newline)."""
+    def item(self, line: bytes, record: Record, key: str, offset: int) -> bytes:
+        """The bulk item (action line + document line, each ending in a newline) of the line
+        at ``offset`` in the file with id key ``key``."""
         index = self.target(record)
         prefix, spliced = self._per_index.get(index) or self._index_parts(index)
-        ident = self._id(line_id)
+        ident = self._id(key, offset)
         body = line.strip()
         decode, empty = self._spliced_keys
         try:

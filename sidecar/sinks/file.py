@@ -34,7 +34,8 @@ import orjson
 
 from sidecar.durable import fsync_dir
 from sidecar.durations import ByteSize
-from sidecar.sinks.base import Batch, SendResult, Sink
+from sidecar.sinks.base import Batch, Sink
+from sidecar.sinks.delivery import Outcome
 
 JOURNAL = ".file-sink.journal"
 _SEGMENT_GLOB = "archive-*.ndjson*"
@@ -67,10 +68,6 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 def build(name: str, config: Config) -> FileSink:
     """The sink for ``type: file``."""
     return FileSink(name, config)
-
-
-def _id_offset(ident: str) -> int:
-    return int(ident.rpartition("-")[2])
 
 
 class FileSink(Sink):
@@ -207,7 +204,12 @@ class FileSink(Sink):
                         p.unlink(missing_ok=True)
 
     # sending -----------------------------------------------------------------------------------
-    def send(self, batch: Batch) -> SendResult:
+    def describe_target(self) -> str:
+        return str(self.dir)
+
+    def attempt(self, batch: Batch, part: list[int]) -> Outcome:
+        """Archive the whole batch (the file sink has one part: a batch is written, or
+        rolled back, as a whole)."""
         t0 = time.perf_counter()
         lines = batch.lines
         if self._guard:
@@ -250,8 +252,7 @@ class FileSink(Sink):
                 raise _named(exc, self.dir) from exc
             raise
         self.metrics.request(time.perf_counter() - t0, "ok")
-        self.metrics.sent(len(lines), len(data))
-        return SendResult()
+        return Outcome.ok(len(lines), len(data))
 
     def _merged(self, marks: dict[str, int]) -> dict[str, int]:
         return {k: end for k, end in marks.items() if end > self._marks.get(k, -1)}

@@ -31,12 +31,13 @@ import msgspec
 import orjson
 
 from obskit.schema import timestamp_ns
+from obskit.trace.http import display_url
 from sidecar.durations import ByteSize, Duration
-from sidecar.sinks.base import Batch, SendResult, Sink, SinkStopped
+from sidecar.sinks.base import Batch, Sink
+from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.http import (
     RETRYABLE_STATUS,
     AuthConfig,
-    Backoff,
     Credentials,
     RetryConfig,
     TLSConfig,
@@ -127,20 +128,14 @@ class _Push:
     def __len__(self) -> int:
         return sum(len(idx) for _, idx in self.streams)
 
-    def halves(self) -> tuple[_Push, _Push]:
-        flat = [(key, i) for key, idx in self.streams for i in idx]
-        mid = len(flat) // 2
-        return _Push(_regroup(flat[:mid])), _Push(_regroup(flat[mid:]))
 
+@dataclass
+class _Ctx:
+    """Per-batch facts every attempt needs, computed once: timestamps and stream keys."""
 
-def _regroup(flat: list[tuple[str, int]]) -> list[tuple[str, list[int]]]:
-    out: list[tuple[str, list[int]]] = []
-    for key, i in flat:
-        if out and out[-1][0] == key:
-            out[-1][1].append(i)
-        else:
-            out.append((key, [i]))
-    return out
+    batch: Batch
+    ts: list[int]
+    keys: list[str]
 
 
 class LokiSink(Sink):
@@ -151,6 +146,10 @@ class LokiSink(Sink):
     def __init__(self, name: str, config: Config) -> None:
         super().__init__(name)
         self.config = config
+        self.retry = config.retry
+        self.max_retry_duration = (
+            float(config.max_retry_duration) if config.max_retry_duration is not None else None
+        )
         url = config.url.rstrip("/")
         self.push_url = url if url.endswith(PUSH_PATH) else url + PUSH_PATH
         self.structured_metadata = config.structured_metadata
@@ -159,6 +158,8 @@ class LokiSink(Sink):
         self._stream_labels: dict[str, dict[str, str]] = {}
         self._instance: str | None = config.instance
         self._ts_cache: dict[str, int] = {}
+        self._ctx: _Ctx | None = None
+        self._unknown = False  # the last attempt may have been stored (timeout, reset)
         #: Pushes whose outcome is unknown (timeout, reset) and that were sent again: each
         #: may be stored twice by Loki. Counted for tests and docs.
         self.resent_after_unknown = 0
@@ -175,25 +176,32 @@ class LokiSink(Sink):
             )
 
     def close(self) -> None:
+        super().close()
         if self._client is not None:
             self._client.close()
             self._client = None
 
-    # --- send ------------------------------------------------------------------------------
-    def send(self, batch: Batch) -> SendResult:
-        """Deliver ``batch``; returns the lines Loki rejected for good, with its reasons."""
-        if self._client is None:
-            self.start()
+    def describe_target(self) -> str:
+        return display_url(self.push_url)
+
+    # --- planning --------------------------------------------------------------------------
+    def parts(self, batch: Batch) -> list[list[int]]:
+        """Pushes of at most ``batch_max_bytes``: entries grouped per stream and ordered by
+        time within it, each a flat list of indices (:meth:`_streams` regroups them)."""
+        ctx = self._context(batch)
+        return [push.indices() for push in self._plan(batch, ctx)]
+
+    def _context(self, batch: Batch) -> _Ctx:
+        if self._ctx is not None and self._ctx.batch is batch:
+            return self._ctx
         if self._instance is None:
             self._instance = (
                 batch.static.get("pod") or batch.static.get("host") or socket.gethostname()
             )
         ts = self._timestamps(batch)
-        rejected: list[tuple[int, str]] = []
-        for push in self._plan(batch, ts):
-            rejected += self._deliver_safe(batch, ts, push)
-        rejected.sort()
-        return SendResult(rejected=rejected)
+        keys = [self._stream_key(rec.service, rec.level) for rec in batch.records]
+        self._ctx = _Ctx(batch, ts, keys)
+        return self._ctx
 
     def _timestamps(self, batch: Batch) -> list[int]:
         cache = self._ts_cache
@@ -226,22 +234,21 @@ class LokiSink(Sink):
             self._stream_labels[text] = labels
         return text
 
-    def _plan(self, batch: Batch, ts: list[int]) -> list[_Push]:
-        by_pair: dict[tuple[str, str], list[int]] = {}
-        for i, rec in enumerate(batch.records):
-            pair = (rec.service, rec.level)
-            got = by_pair.get(pair)
+    def _plan(self, batch: Batch, ctx: _Ctx) -> list[_Push]:
+        by_key: dict[str, list[int]] = {}
+        for i, key in enumerate(ctx.keys):
+            got = by_key.get(key)
             if got is None:
-                by_pair[pair] = [i]
+                by_key[key] = [i]
             else:
                 got.append(i)
+        ts = ctx.ts
         lines = batch.lines
         limit = int(self.config.batch_max_bytes)
         pushes: list[_Push] = []
         cur: list[tuple[str, list[int]]] = []
         size = 0
-        for (service, level), idx in by_pair.items():
-            key = self._stream_key(service, level)
+        for key, idx in by_key.items():
             idx.sort(key=ts.__getitem__)
             # Entry size estimate: the line plus framing, timestamp and trace/span metadata.
             cum = list(accumulate(len(lines[i]) + 96 for i in idx))
@@ -266,6 +273,17 @@ class LokiSink(Sink):
         if cur:
             pushes.append(_Push(cur))
         return pushes
+
+    def _streams(self, ctx: _Ctx, part: list[int]) -> _Push:
+        keys = ctx.keys
+        out: list[tuple[str, list[int]]] = []
+        for i in part:
+            k = keys[i]
+            if out and out[-1][0] == k:
+                out[-1][1].append(i)
+            else:
+                out.append((k, [i]))
+        return _Push(out)
 
     # --- encoding --------------------------------------------------------------------------
     def _metadata(self, batch: Batch, i: int) -> list[tuple[str, str]]:
@@ -327,117 +345,70 @@ class LokiSink(Sink):
             parts.append(encode_stream(key, [ts[i] for i in idx], [lines[i] for i in idx], sm))
         return compress(b"".join(parts)), {"Content-Type": "application/x-protobuf"}
 
-    # --- delivery --------------------------------------------------------------------------
-    def _deliver(self, batch: Batch, ts: list[int], push: _Push) -> list[tuple[int, str]]:
-        """Send one push until Loki answered for every entry; return the rejected ones."""
+    # --- one attempt -----------------------------------------------------------------------
+    def attempt(self, batch: Batch, part: list[int]) -> Outcome:
+        """Push ``part`` once and read Loki's answer (see the module docstring)."""
+        if self._client is None:
+            self.start()
         assert self._client is not None
-        backoff = Backoff(self.config.retry)
-        started = time.monotonic()
-        unknown = False  # a previous attempt may have been stored (timeout, reset)
-        while True:
-            if self.stopping.is_set():
-                raise SinkStopped()
-            body, headers = self._encode(batch, ts, push)
-            t0 = time.monotonic()
-            try:
-                resp = self._client.post(self.push_url, content=body, headers=headers)
-            except httpx.TransportError as exc:
-                cause = describe_error(exc)
-                self.metrics.request(time.monotonic() - t0, cause)
-                # A timeout or a reset after the body was sent may have been stored.
-                unknown = unknown or not isinstance(exc, httpx.ConnectError)
-                self._wait(backoff, None, cause, started, push)
-                continue
-            self.metrics.request(time.monotonic() - t0, str(resp.status_code))
-            code = resp.status_code
-            if unknown:
-                self.resent_after_unknown += 1
-                unknown = False
-            if 200 <= code < 300:
-                self.metrics.sent(len(push), len(body))
-                return []
-            if code == 413:
-                return self._split(batch, ts, push, f"loki 413: {resp.text.strip()[:300]}")
-            if code in (400, 422):
-                return self._on_400(batch, ts, push, resp.text, len(body))
-            # 429, 5xx, and misconfiguration (401/403/404): nothing was stored; retry. A
-            # wrong tenant or credential is fixed by an operator, never by dropping lines.
-            cause = "5xx" if code >= 500 else str(code)
-            hint = retry_after(resp) if code in RETRYABLE_STATUS or code == 429 else None
-            self._wait(backoff, hint, cause, started, push)
-
-    def _wait(
-        self, backoff: Backoff, hint: float | None, cause: str, started: float, push: _Push
-    ) -> None:
-        limit = self.config.max_retry_duration
-        if limit is not None and time.monotonic() - started > limit:
-            raise _GiveUp(cause)
-        self.metrics.retry(cause)
-        if self.stopping.wait(backoff.next_delay(hint)):
-            raise SinkStopped()
-
-    def _split(
-        self, batch: Batch, ts: list[int], push: _Push, reason: str
-    ) -> list[tuple[int, str]]:
-        if len(push) <= 1:
-            self.metrics.dead_lettered("too_large", len(push))
-            return [(i, reason) for i in push.indices()]
-        a, b = push.halves()
-        return self._deliver_safe(batch, ts, a) + self._deliver_safe(batch, ts, b)
-
-    def _deliver_safe(self, batch: Batch, ts: list[int], push: _Push) -> list[tuple[int, str]]:
+        ctx = self._context(batch)
+        push = self._streams(ctx, part)
+        body, headers = self._encode(batch, ctx.ts, push)
+        t0 = time.monotonic()
         try:
-            return self._deliver(batch, ts, push)
-        except _GiveUp as exc:
-            reason = f"loki: gave up after max_retry_duration ({exc})"
-            self.metrics.dead_lettered("retry_budget", len(push))
-            return [(i, reason) for i in push.indices()]
+            resp = self._client.post(self.push_url, content=body, headers=headers)
+        except httpx.TransportError as exc:
+            self.metrics.request(time.monotonic() - t0, describe_error(exc))
+            # A timeout or a reset after the body was sent may have been stored.
+            self._unknown = self._unknown or not isinstance(exc, httpx.ConnectError)
+            raise
+        code = resp.status_code
+        self.metrics.request(time.monotonic() - t0, str(code))
+        if self._unknown:
+            self.resent_after_unknown += 1
+            self._unknown = False
+        if 200 <= code < 300:
+            return Outcome.ok(len(part), len(body))
+        if code == 413:
+            return Outcome.refused(f"loki 413: {resp.text.strip()[:300]}", "too_large")
+        if code in (400, 422):
+            return self._on_400(batch, ctx, push, resp.text, len(body))
+        # 429, 5xx, and misconfiguration (401/403/404): nothing was stored; retry. A wrong
+        # tenant or credential is fixed by an operator, never by dropping lines.
+        cause = "5xx" if code >= 500 else str(code)
+        hint = retry_after(resp) if code in RETRYABLE_STATUS or code == 429 else None
+        return Outcome.transient(part, cause, f"HTTP {code}: {resp.text.strip()[:300]}", hint)
 
-    def _on_400(
-        self, batch: Batch, ts: list[int], push: _Push, text: str, nbytes: int
-    ) -> list[tuple[int, str]]:
+    def _on_400(self, batch: Batch, ctx: _Ctx, push: _Push, text: str, nbytes: int) -> Outcome:
         errors = parse_reply(text)
+        unattributable = Outcome.refused(f"loki 400: {text.strip()[:500]}", "http_400")
         if any(e.kind == "structured_metadata_disallowed" for e in errors) and (
             self.structured_metadata
         ):
             # This Loki (schema < v13 or disabled by limits) refuses structured metadata:
-            # trace_id stays in the JSON line, where `| json | trace_id=...` finds it.
+            # trace_id stays in the JSON line, where `| json | trace_id=...` finds it. The
+            # entries that carried metadata were refused: send them again without it.
             self.structured_metadata = False
             others = [e for e in errors if e.kind != "structured_metadata_disallowed"]
-            hit = self._attribute(batch, ts, push, others) if others else {}
+            hit = self._attribute(batch, ctx.ts, push, others) if others else {}
             if hit is None:
-                return self._split(batch, ts, push, f"loki 400: {text.strip()[:500]}")
-            affected = _Push(
-                _regroup(
-                    [
-                        (k, i)
-                        for k, idx in push.streams
-                        for i in idx
-                        if i not in hit and self._metadata_was_sent(batch, i)
-                    ]
-                )
-            )
+                return unattributable
+            again = [i for i in push.indices() if i not in hit and batch.records[i].trace_id]
             out = self._rejected(hit)
-            return out + (self._deliver(batch, ts, affected) if len(affected) else [])
-        hit = self._attribute(batch, ts, push, errors) if errors else None
+            out.again = again
+            return out
+        hit = self._attribute(batch, ctx.ts, push, errors) if errors else None
         if hit is None:
             # Not attributable: isolate by halving. Entries Loki did accept are sent again
             # (Loki drops most of them as exact duplicates).
-            return self._split(batch, ts, push, f"loki 400: {text.strip()[:500]}")
-        self.metrics.sent(len(push) - len(hit), nbytes)
-        return self._rejected(hit)
+            return unattributable
+        out = self._rejected(hit)
+        out.delivered = len(push) - len(hit)
+        out.wire_bytes = nbytes
+        return out
 
-    def _rejected(self, hit: dict[int, tuple[str, str]]) -> list[tuple[int, str]]:
-        """Report dead letters by reason; ``(index, reason)`` pairs for the engine."""
-        kinds: dict[str, int] = {}
-        for kind, _ in hit.values():
-            kinds[kind] = kinds.get(kind, 0) + 1
-        for kind, n in kinds.items():
-            self.metrics.dead_lettered(kind, n)
-        return sorted((i, reason) for i, (_, reason) in hit.items())
-
-    def _metadata_was_sent(self, batch: Batch, i: int) -> bool:
-        return bool(batch.records[i].trace_id)
+    def _rejected(self, hit: dict[int, tuple[str, str]]) -> Outcome:
+        return Outcome(rejected={i: (reason, kind) for i, (kind, reason) in hit.items()})
 
     def _attribute(
         self, batch: Batch, ts: list[int], push: _Push, errors: list[LokiError]
@@ -517,7 +488,3 @@ class LokiSink(Sink):
             if theirs == ours:
                 return key
         return None
-
-
-class _GiveUp(Exception):
-    """max_retry_duration elapsed."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+import msgspec
 import orjson
 from msgspec import UNSET
 
@@ -24,6 +25,7 @@ from sidecar.transform.quarantine import DeadLetter, guess_service, utc_now, vio
 from sidecar.transform.repair import fix_level, repair_line
 
 _PLUS_ONE = (1).__add__
+_record_decoder = msgspec.json.Decoder(Record)
 
 
 @dataclass(slots=True)
@@ -148,6 +150,24 @@ class SchemaStage:
             line_length=tl.length,
         )
         self.metrics.quarantined(R.LINE_TOO_LONG, guess_service(bytes(tl.head)), v.format())
+
+    def records_for(self, lines: list[bytes], data: bytes) -> list[Record]:
+        """The schema fields of lines this stage let through (``data``: the lines joined by
+        newlines), decoded again: for batches read back from a spool, whose records are not
+        stored. Lines forwarded despite errors get their best-effort record again."""
+        try:
+            out: list[Record] = _record_decoder.decode_lines(data)
+            if len(out) == len(lines):
+                return out
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        out = []
+        for ln in lines:
+            try:
+                out.append(_record_decoder.decode(ln))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                out.append(self._loose_record(ln))
+        return out
 
     def _loose_record(self, line: bytes) -> Record:
         """Best-effort schema fields of a line forwarded despite errors (sinks need a

@@ -34,10 +34,10 @@ BATCH = batch(
 def _sink() -> tuple[LokiSink, list[int], list[tuple[str, list[int]]]]:
     s = LokiSink("loki", Config(url="http://127.0.0.1:9"))
     s._instance = "node-1"
-    ts = s._timestamps(BATCH)
-    pushes = s._plan(BATCH, ts)
+    ctx = s._context(BATCH)
+    pushes = s._plan(BATCH, ctx)
     assert len(pushes) == 1
-    return s, ts, pushes[0].streams
+    return s, ctx.ts, pushes[0].streams
 
 
 SINK, TS, STREAMS = _sink()

@@ -230,7 +230,7 @@ def test_sidecar_file_sink_archive(tmp_path: Path) -> None:
     sink.start()
     want = []
     for b in range(20):
-        lines, recs, ids = [], [], []
+        lines, recs, offsets = [], [], []
         for i in range(15):
             n = b * 15 + i
             mine = n % 4 == 0
@@ -241,10 +241,20 @@ def test_sidecar_file_sink_archive(tmp_path: Path) -> None:
             assert rec is not None
             lines.append(ln)
             recs.append(rec)
-            ids.append(f"k-{n * 100}")
+            offsets.append(n * 100)
             if mine:
                 want.append(f"s{n}")
-        sink.send(Batch(b, lines, recs, ids, {"host": "web-1"}, {"k": (b * 1500, b * 1500 + 1500)}))
+        sink.send(
+            Batch(
+                b,
+                lines,
+                recs,
+                offsets=offsets,
+                runs=[(0, "k")],
+                static={"host": "web-1"},
+                extents={"k": (b * 1500, b * 1500 + 1500)},
+            )
+        )
     sink.close()
     assert any(p.suffix == ".gz" for p in tmp_path.iterdir())
     assert (tmp_path / ".file-sink.journal").exists()

@@ -15,7 +15,7 @@ from sidecar.sinks.file import Config, FileSink
 
 
 def _batch(seq: int, key: str, start: int, n: int, size: int = 50) -> Batch:
-    lines, recs, ids = [], [], []
+    lines, recs, offsets = [], [], []
     for i in range(n):
         off = start + i * size
         ln = orjson.dumps(
@@ -30,8 +30,16 @@ def _batch(seq: int, key: str, start: int, n: int, size: int = 50) -> Batch:
         assert rec is not None
         lines.append(ln)
         recs.append(rec)
-        ids.append(f"{key}-{off}")
-    return Batch(seq, lines, recs, ids, {"host": "h1"}, {key: (start, start + n * size)})
+        offsets.append(off)
+    return Batch(
+        seq,
+        lines,
+        recs,
+        offsets=offsets,
+        runs=[(0, key)],
+        static={"host": "h1"},
+        extents={key: (start, start + n * size)},
+    )
 
 
 def _messages(d: Path) -> list[str]:
@@ -118,8 +126,9 @@ def test_a_failed_write_is_undone_so_the_retry_does_not_duplicate(
         real_fsync(fd)
 
     monkeypatch.setattr(file_mod.os, "fsync", failing_fsync)
+    b = _batch(2, "k", 150, 3)
     with pytest.raises(OSError):
-        s.send(_batch(2, "k", 150, 3))
+        s.attempt(b, list(range(len(b))))  # one attempt; the delivery loop would retry
     monkeypatch.setattr(file_mod.os, "fsync", real_fsync)
     s.send(_batch(2, "k", 150, 3))  # the worker's retry
     s.close()

@@ -31,8 +31,15 @@ def make_batch(
     """A batch as the engine builds it: validated records, ids ``<file_key>-<offset>``."""
     res = validate_chunk(b"\n".join(lines) + b"\n", Policy())
     assert all(r is not None for r in res.records), res.violations
-    ids, off = [], 0
+    offsets, off = [], 0
     for raw in res.lines:
-        ids.append(f"{file_key}-{off}")
+        offsets.append(off)
         off += len(raw) + 1
-    return Batch(seq, list(res.lines), list(res.records), ids, dict(static or {}))  # type: ignore[arg-type]
+    return Batch(
+        seq,
+        list(res.lines),
+        list(res.records),  # type: ignore[arg-type]
+        offsets=offsets,
+        runs=[(0, file_key)],
+        static=dict(static or {}),
+    )

@@ -55,7 +55,7 @@ def test_data_streams_documents_and_ids(es_receiver: EsReceiver, sink_factory: F
     ds = set(es_receiver.cluster.data_streams)
     assert ds == {"logs-checkout-default", "logs-auth_api-default"}
     docs = es_receiver.search("logs-*", {"sort": [{"@timestamp": "asc"}, "_doc"]})["hits"]["hits"]
-    assert [h["_id"] for h in docs] == [doc_id(i) for i in batch.ids]
+    assert [h["_id"] for h in docs] == [doc_id(batch.line_id(i)) for i in range(len(batch))]
     first = docs[0]["_source"]
     assert first["@timestamp"] == first["timestamp"] == "2026-11-25T10:00:00.000000123Z"
     assert first["host"] == "node-1" and first["environment"] == "prod"

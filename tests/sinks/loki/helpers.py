@@ -58,7 +58,8 @@ def batch(records: list[dict[str, Any]], static: dict[str, str] | None = None) -
         seq=next(_seq),
         lines=res.lines,
         records=recs,
-        ids=[f"f-{i}" for i in range(len(recs))],
+        offsets=list(range(len(recs))),
+        runs=[(0, "f")],
         static=static if static is not None else {"host": "node-1"},
     )
 
