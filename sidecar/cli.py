@@ -64,11 +64,18 @@ def check_config(config: str) -> None:
 )
 def run(config: str | None, exit_on_idle: float | None) -> None:
     """Run the sidecar until SIGTERM/SIGINT (or idle, with --exit-on-idle)."""
+    # A stop asked for while the configuration loads is honoured as soon as the engine
+    # exists (an orchestrator may stop a container that has only just started).
+    early: list[int] = []
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, lambda signum, frame: early.append(signum))
     cfg = _load_or_exit(config)
-    sys.exit(run_sidecar(cfg, exit_on_idle))
+    sys.exit(run_sidecar(cfg, exit_on_idle, stop_requested=bool(early)))
 
 
-def run_sidecar(cfg: LoadedConfig, exit_on_idle: float | None = None) -> int:
+def run_sidecar(
+    cfg: LoadedConfig, exit_on_idle: float | None = None, *, stop_requested: bool = False
+) -> int:
     """Run a loaded configuration with own logs, signals and the ops endpoints."""
     from sidecar import selflog
     from sidecar.engine import Engine
@@ -80,6 +87,8 @@ def run_sidecar(cfg: LoadedConfig, exit_on_idle: float | None = None) -> int:
         log("WARN", w, component="config")
     engine = Engine(cfg, log=log)
     _install_signals(engine)
+    if stop_requested:
+        engine.request_stop()
     server: OpsServer | None = None
     try:
         engine.start()
@@ -139,11 +148,14 @@ def _install_signals(engine: Any) -> None:
                 s.stopping.set()
         engine.request_stop()
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    sigbreak = getattr(signal, "SIGBREAK", None)  # CTRL_BREAK_EVENT on Windows
-    if sigbreak is not None:
-        signal.signal(sigbreak, handler)
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, handler)
+
+
+#: SIGTERM, SIGINT, and on Windows SIGBREAK (CTRL_BREAK_EVENT).
+_STOP_SIGNALS: list[signal.Signals] = [
+    sig for sig in (getattr(signal, n, None) for n in ("SIGTERM", "SIGINT", "SIGBREAK")) if sig
+]
 
 
 @main.command("demo")
@@ -160,6 +172,48 @@ def demo(directory: str | None, lines: int) -> None:
     from sidecar.demo import run_demo
 
     sys.exit(run_demo(Path(directory) if directory else None, lines))
+
+
+@main.group("spool")
+def spool() -> None:
+    """See and empty the sinks' disk spools (lines read but not delivered yet)."""
+
+
+@spool.command("status")
+@click.option(
+    "--config", "-c", "config", type=click.Path(dir_okay=False), envvar="OBSKIT_SIDECAR_CONFIG"
+)
+@click.option("--sink", default=None, help="Only this sink.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def spool_status(config: str | None, sink: str | None, as_json: bool) -> None:
+    """Each spooled sink's backlog: lines and batches not delivered, bytes on disk, the
+    oldest line's age and the last error. Safe while the sidecar runs."""
+    from sidecar.spool_cli import status_command
+
+    sys.exit(status_command(_load_or_exit(config), sink, as_json))
+
+
+@spool.command("drain")
+@click.option(
+    "--config", "-c", "config", type=click.Path(dir_okay=False), envvar="OBSKIT_SIDECAR_CONFIG"
+)
+@click.option("--sink", default=None, help="Only this sink.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The spool folder to drain (with --sink; default: the configured one).",
+)
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Seconds.")
+def spool_drain(
+    config: str | None, sink: str | None, directory: str | None, timeout: float
+) -> None:
+    """Deliver what the spools hold, without reading any log file (a spool left behind by a
+    retired sidecar, say). Exit 0 when every spool is empty, 1 when lines are left."""
+    from sidecar.spool_cli import drain_command
+
+    sys.exit(drain_command(_load_or_exit(config), sink, directory, timeout))
 
 
 def _add_es_setup() -> None:

@@ -14,12 +14,15 @@ written). When it is reached, reading pauses (the files wait on disk).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+import orjson
 
 from sidecar.acks import AckTracker
 from sidecar.batcher import LINE_OVERHEAD, Batcher, OpenBatch
@@ -32,7 +35,7 @@ from sidecar.sinks.registry import sink_module
 from sidecar.sinks.worker import MemoryFeed, SinkWorker, SpoolFeed
 from sidecar.source.chunk import Chunk
 from sidecar.spool import Spool, SpoolError, SpoolFull, encode_batch, payload_marks
-from sidecar.transform.quarantine import DeadLetter
+from sidecar.transform.quarantine import DeadLetter, utc_iso
 from sidecar.transform.stage import SchemaStage
 
 CHECKPOINT_FILE = "checkpoints.json"
@@ -71,6 +74,7 @@ class _Lane:
         #: After a crash: id key -> offset below which this spool already has the lines (they
         #: are read again from the files for another sink, and skipped here).
         self.guard: dict[str, int] = {}
+        self.status_written: float | None = None  # last_error_at of the status file
         self.problem: str | None = None  # why appends are failing now (for /readyz)
         self.retry_at = 0.0
         self.delay = 0.5
@@ -121,6 +125,8 @@ class Engine:
         self.saved_at: float | None = None
         #: monotonic time of the main loop's last turn (``/healthz``).
         self.heartbeat = time.monotonic()
+        self._dead_retry_at = 0.0
+        self._dead_failing = False
         #: Why the engine stopped on its own (a sink worker could not go on).
         self.fatal: str | None = None
 
@@ -390,9 +396,36 @@ class Engine:
             lane.waiting.append((batch, payload))
         self._append_waiting(time.monotonic())
 
+    def _dead_letters_on_disk(self, now: float) -> bool:
+        """A spool record moves the checkpoints past the lines it covers, quarantined ones
+        included, even after a crash (``_recover_spools``): their dead-letter entries must be
+        on disk before it is appended. False (logged, retried) when they cannot be."""
+        if not self.dead.unsynced:
+            return True
+        if now < self._dead_retry_at:
+            return False
+        try:
+            self.dead.flush(durable=True)
+        except OSError as exc:
+            self._dead_retry_at = now + 1.0
+            if not self._dead_failing:
+                self._dead_failing = True
+                self.log(
+                    "ERROR",
+                    f"cannot write the dead-letter file ({exc}); spooling waits for it",
+                    path=str(self.dead.path),
+                )
+            return False
+        if self._dead_failing:
+            self._dead_failing = False
+            self.log("INFO", "the dead-letter file is written again", path=str(self.dead.path))
+        return True
+
     def _append_waiting(self, now: float) -> None:
         """Append the batches waiting for each spooled sink, in order; a full or failing
         spool keeps them (and the files keep their lines: checkpoints wait)."""
+        if any(lane.waiting for lane in self.lanes) and not self._dead_letters_on_disk(now):
+            return
         for lane in self.lanes:
             if not lane.waiting or now < lane.retry_at:
                 continue
@@ -459,6 +492,9 @@ class Engine:
             m.sink_failing_seconds.labels(lane.name).set(health.failing_for(now))
             if lane.spool is None:
                 continue
+            if health.last_error_at != lane.status_written:
+                lane.status_written = health.last_error_at
+                self._write_spool_status(lane)
             st = lane.spool.stats()
             m.set_spool(lane.name, st, time.time())
             if st.dropped_lines > lane.dropped_seen:
@@ -478,6 +514,25 @@ class Engine:
         except OSError:
             lags = {}
         m.set_file_lag(lags)
+
+    def _write_spool_status(self, lane: _Lane) -> None:
+        """The sink's last error beside its spool, for ``obskit-sidecar spool status``."""
+        assert lane.spool is not None
+        h = lane.worker.sink.delivery.health
+        body = orjson.dumps(
+            {
+                "sink": lane.name,
+                "last_error": h.last_error or None,
+                "last_error_at": utc_iso(h.last_error_at) if h.last_error_at else None,
+                "failing": h.failing_since is not None,
+            }
+        )
+        tmp = lane.spool.dir / "status.json.tmp"
+        try:
+            tmp.write_bytes(body)
+            os.replace(tmp, lane.spool.dir / "status.json")
+        except OSError:
+            pass  # informational only; the metrics and logs carry the same
 
     def checkpoint_age(self) -> float:
         """Seconds since checkpoints were last saved by this run (since start before that)."""

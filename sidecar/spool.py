@@ -733,6 +733,61 @@ def _open_shared(path: str) -> BinaryIO:
     return open(path, "rb")
 
 
+def inspect(directory: Path) -> SpoolStats:
+    """A spool's backlog, read without changing anything (safe while a sidecar writes to
+    it): the ledger, the segment sizes and two record headers."""
+    directory = Path(directory)
+    firsts = sorted(
+        int(p.name[: -len(_SEG_SUFFIX)])
+        for p in directory.glob("*" + _SEG_SUFFIX)
+        if p.name[: -len(_SEG_SUFFIX)].isdigit()
+    )
+    nbytes = sum((directory / _seg_name(f)).stat().st_size for f in firsts)
+    probe = Spool(directory, max_bytes=1 << 62)
+    ledger = probe._load_ledger([])
+    last_no, last_cum = -1, 0
+    if firsts:
+        with open(directory / _seg_name(firsts[-1]), "rb") as f:
+            while True:
+                raw = _read_exact(f, HEADER_SIZE)
+                if len(raw) < HEADER_SIZE:
+                    break
+                try:
+                    h = _Header(raw)
+                except ValueError:
+                    break
+                payload = _read_exact(f, h.length)
+                if len(payload) < h.length or not h.valid(payload):
+                    break
+                last_no, last_cum = h.no, h.cum
+    if ledger is not None:
+        no, seg, off, cum = ledger
+    else:
+        no = seg = firsts[0] if firsts else 0
+        off, cum = 0, 0
+    records = max(0, last_no + 1 - no) if last_no >= 0 else 0
+    oldest: float | None = None
+    if records:
+        # The next undelivered record: at the ledger's position, or the next segment's start.
+        for first in [s for s in firsts if s >= seg]:
+            with contextlib.suppress(OSError, ValueError, struct.error):
+                with open(directory / _seg_name(first), "rb") as f:
+                    f.seek(off if first == seg else 0)
+                    raw = _read_exact(f, HEADER_SIZE)
+                if len(raw) == HEADER_SIZE:
+                    oldest = float(_Header(raw).created)
+                    break
+    return SpoolStats(
+        records=records,
+        lines=max(0, last_cum - cum) if records else 0,
+        nbytes=nbytes,
+        oldest=oldest,
+        dropped_lines=0,
+        corrupt_bytes=0,
+        corrupt_lines=0,
+    )
+
+
 # -- the payload: a batch ------------------------------------------------------------------
 
 

@@ -44,6 +44,12 @@ def guess_service(line: bytes) -> str | None:
 _second: list[Any] = [None, ""]
 
 
+def utc_iso(t: float) -> str:
+    """``t`` (Unix seconds) as RFC 3339 UTC with milliseconds."""
+    sec = int(t)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{int((t - sec) * 1000):03d}Z"
+
+
 def utc_now() -> str:
     """Current UTC time, RFC 3339 with milliseconds (the formatted second is cached)."""
     t = time.time()
@@ -64,6 +70,8 @@ class DeadLetter:
         self._fh: Any = None
         self._size = 0
         self.entries = 0
+        #: Entries written since the last durable flush.
+        self.unsynced = 0
 
     @property
     def path(self) -> Path:
@@ -128,6 +136,7 @@ class DeadLetter:
             self._fh.write(data)
             self._size += len(data)
             self.entries += 1
+            self.unsynced += 1
 
     def _rotate(self) -> None:
         self._fh.flush()
@@ -155,6 +164,7 @@ class DeadLetter:
                 self._fh.flush()
                 if durable:
                     os.fsync(self._fh.fileno())
+                    self.unsynced = 0
 
     def close(self) -> None:
         with self._lock:

@@ -118,6 +118,11 @@ class SidecarProc:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def started(self) -> bool:
+        """Whether it has installed its signal handlers (it logs its start line after)."""
+        self._out.flush()
+        return b'"obskit-sidecar started"' in self.out_path.read_bytes()
+
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=20)
@@ -258,7 +263,10 @@ class Chaos:
             assert side.alive(), f"sidecar died by itself: {side.out_path.read_text()[-3000:]}"
             if time.monotonic() < next_stop:
                 continue
-            if self.rng.random() < term_share:
+            # A SIGTERM that lands while the interpreter is still importing ends the process
+            # the way any Python program ends (exit -15, nothing lost: it is a kill); the
+            # graceful path is tested once the sidecar has its handlers.
+            if self.rng.random() < term_share and side.started():
                 self.event("SIGTERM")
                 rc = side.term(timeout=30)
                 assert rc == 0, f"SIGTERM exit {rc}: {side.out_path.read_text()[-3000:]}"

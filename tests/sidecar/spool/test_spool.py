@@ -176,7 +176,7 @@ def test_reader_opens_segments_through_the_os_seam(tmp_path: Path) -> None:
 
     def opener(path: str):  # type: ignore[no-untyped-def]
         opened.append(path)
-        return open(path, "rb")  # noqa: SIM115
+        return open(path, "rb")
 
     s = make(tmp_path, opener=opener)
     s.append(payload(0), lines=1)

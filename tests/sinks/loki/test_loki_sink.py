@@ -336,4 +336,6 @@ def test_fast_timestamp_path_agrees_with_schema(ts):
     rec = batch([record(0)]).records[0]
     rec.timestamp = ts
     s = LokiSink("t", Config(url="http://127.0.0.1:1"))
-    assert s._timestamps(Batch(1, [b"x"], [rec], offsets=[0], runs=[(0, "i")])) == [timestamp_ns(ts)]
+    assert s._timestamps(Batch(1, [b"x"], [rec], offsets=[0], runs=[(0, "i")])) == [
+        timestamp_ns(ts)
+    ]
