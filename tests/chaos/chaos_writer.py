@@ -188,6 +188,7 @@ def make_line(stream: Stream, n: int, invalid: bool, rng: random.Random) -> byte
 
 
 def main(argv: list[str] | None = None) -> int:
+    global KEEP
     ap = argparse.ArgumentParser()
     ap.add_argument("folder", type=Path)
     ap.add_argument("ledger", type=Path)
@@ -197,7 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--invalid-every", type=int, default=400, help="0: no invalid lines")
     ap.add_argument("--rotate-min", type=float, default=0.7)
     ap.add_argument("--rotate-max", type=float, default=3.0)
+    ap.add_argument(
+        "--keep", type=int, default=KEEP, help="rotated files kept per service (retention)"
+    )
     a = ap.parse_args(argv)
+    KEEP = max(1, a.keep)  # read by the streams' rotations (the edge test keeps 1)
     rng = random.Random(a.seed)
     a.folder.mkdir(parents=True, exist_ok=True)
     streams: list[Stream] = [

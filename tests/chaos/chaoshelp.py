@@ -205,7 +205,9 @@ class Chaos:
         self.config_path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
         return self.config_path
 
-    def start_writer(self, rate: int, seconds: float, invalid_every: int = 400) -> None:
+    def start_writer(
+        self, rate: int, seconds: float, invalid_every: int = 400, *extra: str
+    ) -> None:
         self.event("writer start")
         self.writer = subprocess.Popen(
             [
@@ -217,6 +219,7 @@ class Chaos:
                 f"--seconds={seconds}",
                 f"--seed={self.seed}",
                 f"--invalid-every={invalid_every}",
+                *extra,
             ],
             stdout=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -369,6 +372,24 @@ class Chaos:
         assert not problems, (
             f"{summary}\n" + "\n".join(problems) + f"\n(replay: OBSKIT_CHAOS_SEED={r.seed})"
         )
+
+
+def loki_outcome(rx: Any) -> tuple[Outcome, dict[str, list[Any]], dict[str, int]]:
+    """What a Loki receiver holds, for :meth:`Chaos.account`: per entry its seq and order key
+    (Loki orders per stream, the source per file generation), the copies that differ (a
+    bug: duplicates must be identical), and the receiver's counters."""
+    got = Outcome()
+    forms: list[tuple[str, Any]] = []
+    for e in rx.entries():
+        rec = orjson.loads(e.line)
+        got.seqs.append(str(rec["seq"]))
+        got.keys.append((tuple(sorted(e.labels.items())), rec["gen"]))
+        forms.append((str(rec["seq"]), (tuple(sorted(e.labels.items())), e.ts, e.line)))
+    st = rx.stats()
+    # Copies Loki dropped itself (head-block dedup) were sent twice as well.
+    got.identical_dups = st["duplicates_dropped"]
+    different = {k: v for k, v in by_seq(forms).items() if len(v) > 1}
+    return got, different, st
 
 
 def _ranges(seqs: list[str], limit: int = 12) -> str:

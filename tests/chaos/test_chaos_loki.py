@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from typing import Any
 
-import orjson
 import pytest
-from chaoshelp import Chaos, Outcome, by_seq, quarantine_entries
+from chaoshelp import Chaos, loki_outcome, quarantine_entries
 
 from tests.receivers.loki import LokiReceiver
 
@@ -77,19 +75,7 @@ def test_loki_faults_and_kills(chaos: Chaos, loki: LokiReceiver) -> None:
     chaos.storm(interval=(1.5, 4.0), on_tick=loki_faults(loki, 0.25))
     loki.clear_faults()
     chaos.drain()
-    entries = loki.entries()
-    got = Outcome()
-    forms: list[tuple[str, Any]] = []
-    for e in entries:
-        rec = orjson.loads(e.line)
-        got.seqs.append(str(rec["seq"]))
-        # Loki orders entries per stream (its labels); the source per file generation.
-        got.keys.append((tuple(sorted(e.labels.items())), rec["gen"]))
-        forms.append((str(rec["seq"]), (tuple(sorted(e.labels.items())), e.ts, e.line)))
-    st = loki.stats()
-    # Copies Loki dropped itself (head-block dedup) were sent twice as well.
-    got.identical_dups = st["duplicates_dropped"]
-    different = {k: v for k, v in by_seq(forms).items() if len(v) > 1}
+    got, different, st = loki_outcome(loki)
     r = chaos.account(got, quarantine_entries(chaos.state), check_order=True)
     r.extra |= {
         "dup_stored": st["duplicates_stored"],
