@@ -21,7 +21,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
-from sidecar.durations import ByteSize, Duration, dec_hook, parse_duration, parse_size
+from obskit._durations import ByteSize, Duration, dec_hook, parse_duration, parse_size
 from sidecar.sinks.registry import SinkTypeError, sink_module
 from sidecar.source.settings import SourceSettings, default_log_dir
 

@@ -12,21 +12,13 @@ from typing import Any, Final
 
 import orjson
 
+from obskit import _durations as durations
 from obskit.schema import check_line, timestamp_ns
 
 _HEX32: Final = re.compile(r"[0-9a-fA-F]{32}")
 _TRACEPARENT: Final = re.compile(
     r"([0-9a-fA-F]{2})-([0-9a-fA-F]{32})-([0-9a-fA-F]{16})-([0-9a-fA-F]{2})"
 )
-_DURATION: Final = re.compile(r"(\d+)(ms|s|m|h|d|w)")
-_UNIT_NS: Final = {
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60 * 1_000_000_000,
-    "h": 3600 * 1_000_000_000,
-    "d": 86400 * 1_000_000_000,
-    "w": 7 * 86400 * 1_000_000_000,
-}
 
 
 class TraceUsageError(ValueError):
@@ -66,20 +58,11 @@ def parse_trace_id(value: str) -> str:
 
 
 def parse_duration_ns(text: str) -> int:
-    """``90s``, ``15m``, ``24h``, ``7d``, ``1w``, ``1h30m`` -> nanoseconds."""
-    t = text.strip().lower()
-    pos, total = 0, 0
-    for m in _DURATION.finditer(t):
-        if m.start() != pos:
-            break
-        total += int(m.group(1)) * _UNIT_NS[m.group(2)]
-        pos = m.end()
-    if pos != len(t) or not t or total <= 0:
-        raise TraceUsageError(
-            f"{text!r} is not a duration: use a number and a unit (ms, s, m, h, d, w), "
-            "e.g. 24h or 7d"
-        )
-    return total
+    """``90s``, ``15m``, ``24h``, ``7d``, ``1w``, ``1h30m`` -> nanoseconds (usage error else)."""
+    try:
+        return durations.parse_duration_ns(text)
+    except ValueError as exc:
+        raise TraceUsageError(str(exc)) from None
 
 
 def parse_time_ns(text: str, what: str) -> int:

@@ -35,16 +35,8 @@ import cramjam
 import httpx
 import msgspec
 
-from sidecar.durations import ByteSize, Duration
-from sidecar.sinks.base import Batch, SendResult, Sink, SinkStopped
-from sidecar.sinks.es_bulk import (
-    BulkResponseError,
-    DocumentBuilder,
-    TargetResolver,
-    item_statuses,
-    request_error,
-)
-from sidecar.sinks.http import (
+from obskit._durations import ByteSize, Duration
+from obskit._http import (
     RETRYABLE_STATUS,
     AuthConfig,
     Backoff,
@@ -54,6 +46,14 @@ from sidecar.sinks.http import (
     describe_error,
     make_client,
     retry_after,
+)
+from sidecar.sinks.base import Batch, SendResult, Sink, SinkStopped
+from sidecar.sinks.es_bulk import (
+    BulkResponseError,
+    DocumentBuilder,
+    TargetResolver,
+    item_statuses,
+    request_error,
 )
 
 log = logging.getLogger(__name__)

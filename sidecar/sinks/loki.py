@@ -30,10 +30,8 @@ import httpx
 import msgspec
 import orjson
 
-from obskit.schema import timestamp_ns
-from sidecar.durations import ByteSize, Duration
-from sidecar.sinks.base import Batch, SendResult, Sink, SinkStopped
-from sidecar.sinks.http import (
+from obskit._durations import ByteSize, Duration
+from obskit._http import (
     RETRYABLE_STATUS,
     AuthConfig,
     Backoff,
@@ -44,6 +42,8 @@ from sidecar.sinks.http import (
     make_client,
     retry_after,
 )
+from obskit.schema import timestamp_ns
+from sidecar.sinks.base import Batch, SendResult, Sink, SinkStopped
 from sidecar.sinks.loki_errors import LokiError, parse_reply
 from sidecar.sinks.loki_proto import (
     SPAN_HDR,
