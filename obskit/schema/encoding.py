@@ -134,8 +134,13 @@ class _Rejoined(io.RawIOBase):
 
 
 class TextFileError(ValueError):
-    """A text file (config, policy) that cannot be decoded; the message names the file, the
-    position and the fix."""
+    """A text file (config, policy, secret) that cannot be decoded: ``reason`` says where and
+    how to fix it; ``str()`` starts with the file's name."""
+
+    def __init__(self, name: str | Path, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = str(name)
+        self.reason = reason
 
 
 _RESAVE: Final = (
@@ -151,17 +156,16 @@ def decode_text(data: bytes, name: str | Path) -> str:
     :class:`TextFileError` naming ``name`` for anything else."""
     enc = sniff(data[:4])
     if enc is Encoding.GZIP:
-        raise TextFileError(f"{name}: is a gzip archive, not a text file; decompress it first")
-    codec = {Encoding.UTF8: "utf-8", Encoding.UTF8_BOM: "utf-8-sig", Encoding.UTF32: "utf-32"}
+        raise TextFileError(name, "is a gzip archive, not a text file; decompress it first")
+    utf8 = enc in (Encoding.UTF8, Encoding.UTF8_BOM)
+    skip = enc.bom_length if utf8 else 0
     try:
-        text = data.decode(codec.get(enc, enc.value))
+        text = data[skip:].decode("utf-8" if utf8 else enc.value)
     except UnicodeDecodeError as exc:
-        where = _position(data, exc.start) if enc in codec and enc is not Encoding.UTF32 else ""
-        raise TextFileError(
-            f"{name}: not valid {enc.value.upper().replace('-SIG', '')}"
-            f" ({exc.reason}{where}); {_RESAVE}"
-        ) from None
-    text = text.removeprefix("\ufeff")
+        where = _position(data, skip + exc.start) if utf8 else ""
+        what = "UTF-8" if utf8 else enc.value.upper()
+        raise TextFileError(name, f"not valid {what} ({exc.reason}{where}); {_RESAVE}") from None
+    text = text.removeprefix("\ufeff")  # UTF-16 decoders keep the BOM
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

@@ -19,6 +19,7 @@ import msgspec
 import yaml
 
 from obskit._http import AuthConfig, Credentials, TLSConfig
+from obskit.schema.encoding import TextFileError, read_text_file
 from obskit.secrets import Secret, SecretError
 from obskit.trace.model import TraceUsageError, parse_duration_ns
 
@@ -123,9 +124,9 @@ def find_config(start: Path | None = None) -> Path | None:
         cand = folder / "obskit.toml"
         if cand.is_file():
             try:
-                if "trace" in tomllib.loads(cand.read_text(encoding="utf-8-sig")):
+                if "trace" in tomllib.loads(read_text_file(cand)):
                     return cand
-            except (OSError, tomllib.TOMLDecodeError):
+            except (OSError, TextFileError, tomllib.TOMLDecodeError):
                 return cand  # let load_config report the problem
     if sys.platform == "win32":  # pragma: no cover - Windows only
         base = Path(os.environ.get("APPDATA", Path.home()))
@@ -140,9 +141,11 @@ def load_config(path: Path | None) -> TraceConfig:
     if path is None:
         return TraceConfig()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_text_file(path)
     except OSError as exc:
         raise TraceUsageError(f"config {path}: cannot read: {exc.strerror or exc}") from None
+    except TextFileError as exc:
+        raise TraceUsageError(f"config {path}: {exc.reason}") from None
     data: Any
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
