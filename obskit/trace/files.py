@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from obskit import _winfile
-from obskit._fsnames import display_path
+from obskit._names import safe_path
 from obskit._winfile import WinAPI
 from obskit.schema.encoding import RefusedEncoding, utf8_blocks
 from obskit.trace.model import BrokenLine, Entry, TraceUsageError, Window, read_line
@@ -52,7 +52,7 @@ def list_files(paths: Sequence[str | Path], warnings: list[str] | None = None) -
 
     def unlisted(exc: OSError) -> None:
         if warnings is not None:
-            where = display_path(exc.filename) if exc.filename is not None else "?"
+            where = safe_path(os.fsdecode(exc.filename)) if exc.filename is not None else "?"
             warnings.append(f"{where}: cannot read folder: {exc.strerror or exc}")
 
     for arg in paths:
@@ -69,7 +69,7 @@ def list_files(paths: Sequence[str | Path], warnings: list[str] | None = None) -
         elif p.is_file():
             yield p
         else:
-            raise TraceUsageError(f"--path {display_path(arg)}: no such file or directory")
+            raise TraceUsageError(f"--path {safe_path(str(arg))}: no such file or directory")
 
 
 def search_files(
@@ -82,7 +82,7 @@ def search_files(
 ) -> FileSearch:
     """Search ``paths`` for the lines of ``trace_id`` (lower-case 32 hex) within ``window``.
 
-    Names in sources and messages are shown with :func:`obskit._fsnames.display_path`.
+    Names in sources and messages are shown with :func:`obskit._names.safe_path`.
     ``win_api`` is the Windows OS seam (tests pass fakes)."""
     out = FileSearch()
     needle = trace_id.encode("ascii")
@@ -92,11 +92,11 @@ def search_files(
             _search_one(path, needle, trace_id, window, block_size, out, win_api)
         except RefusedEncoding as exc:
             out.warnings.append(
-                f"{display_path(path)}: cannot read: {exc}; convert the file to UTF-8"
+                f"{safe_path(str(path))}: cannot read: {exc}; convert the file to UTF-8"
             )
         except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            out.warnings.append(f"{display_path(path)}: cannot read: {reason}")
+            out.warnings.append(f"{safe_path(str(path))}: cannot read: {reason}")
     return out
 
 
@@ -109,7 +109,7 @@ def _search_one(
     out: FileSearch,
     win_api: WinAPI | None,
 ) -> None:
-    name = display_path(path)
+    name = safe_path(str(path))
 
     def keep(raw: bytes, line_no: int) -> None:
         where = f"{name}:{line_no}"

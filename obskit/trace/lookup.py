@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from obskit._fsnames import display_path
+from obskit._names import safe_path
 from obskit.trace.config import HTTPBackendConfig, TraceConfig
 from obskit.trace.elasticsearch import ElasticsearchBackend
 from obskit.trace.files import search_files
@@ -146,7 +146,7 @@ class _Lookup:
 
     def submit_files(self) -> None:
         paths = self.cfg.paths
-        res = self._backend("files " + ", ".join(display_path(p) for p in paths))
+        res = self._backend("files " + ", ".join(safe_path(p) for p in paths))
 
         def job() -> list[Entry]:
             found = search_files([Path(p) for p in paths], self.trace_id, self.window)
