@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from obskit.schema.encoding import TextFileError, read_text_file
+
 
 class SecretError(ValueError):
     """A secret reference cannot be resolved (names the variable or file, never the value)."""
@@ -32,8 +34,9 @@ class Secret:
 
 def resolve_secret(*, env: str | None = None, file: str | Path | None = None) -> Secret | None:
     """Read a secret from environment variable ``env`` or from ``file`` (a trailing newline
-    is stripped, as Docker and Kubernetes secret files usually end with one; a UTF-8 BOM too,
-    as Windows editors write one). ``None`` when neither is given."""
+    is stripped, as Docker and Kubernetes secret files usually end with one; a BOM too, and
+    UTF-16 is decoded, as Windows editors and PowerShell write them). ``None`` when neither is
+    given."""
     if env and file:
         raise SecretError("give a secret either as an environment variable or a file, not both")
     if env:
@@ -44,9 +47,14 @@ def resolve_secret(*, env: str | None = None, file: str | Path | None = None) ->
     if file:
         p = Path(file)
         try:
-            value = p.read_text(encoding="utf-8-sig").rstrip("\r\n")
+            value = read_text_file(p).rstrip("\n")
         except OSError as exc:
             raise SecretError(f"cannot read secret file {p}: {exc.strerror or exc}") from None
+        except TextFileError:
+            # Not the decoder's reason: it quotes a byte of the secret.
+            raise SecretError(
+                f"cannot read secret file {p}: not UTF-8 or UTF-16 text; save it as UTF-8"
+            ) from None
         return Secret(value, f"file {p}")
     return None
 

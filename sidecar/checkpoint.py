@@ -9,17 +9,15 @@ trouble, a hand edit), which is moved aside and reported instead of crashing the
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgspec
 
-from sidecar.durable import fsync_dir
+from obskit._atomic import stale_temps, write_atomic
 
 FORMAT_VERSION = 1
 
@@ -138,10 +136,9 @@ class CheckpointStore:
         return warnings
 
     def _remove_stale_temps(self, warnings: list[str]) -> None:
-        folder = self.path.parent
-        if not folder.is_dir():
+        if not self.path.parent.is_dir():
             return
-        for tmp in folder.glob(f".{self.path.name}.tmp-*"):
+        for tmp in stale_temps(self.path):
             try:
                 tmp.unlink()
             except OSError as exc:
@@ -266,44 +263,13 @@ class CheckpointStore:
         files = dict(self._files)
         spools = dict(self.spools)
         body = _encoder.encode(_File(FORMAT_VERSION, now, files, _digest(files, spools), spools))
-        folder = self.path.parent
-        tmp = folder / f".{self.path.name}.tmp-{os.getpid()}"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0))
-            try:
-                view = memoryview(body)
-                while view:
-                    n = os.write(fd, view)
-                    view = view[n:]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            _replace(tmp, self.path)
-            fsync_dir(folder)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.path, body)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise CheckpointError(
                 f"cannot save checkpoints to {self.path}: {exc.strerror or exc}"
                 " (previous checkpoint file left intact)"
             ) from exc
         self._dirty = False
         self.last_saved = now
-
-
-def _replace(src: Path, dst: Path) -> None:
-    if sys.platform != "win32":
-        os.replace(src, dst)
-        return
-    # Windows: a virus scanner or backup agent briefly opening the target makes the replace
-    # fail with a sharing violation; it clears within moments.
-    delay = 0.01
-    for _ in range(10):
-        try:
-            os.replace(src, dst)
-            return
-        except PermissionError:
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-    os.replace(src, dst)

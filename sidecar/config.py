@@ -21,7 +21,8 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
-from sidecar.durations import ByteSize, Duration, dec_hook, parse_duration, parse_size
+from obskit._durations import ByteSize, Duration, dec_hook, parse_duration, parse_size
+from obskit.schema.encoding import TextFileError, read_text_file
 from sidecar.sinks.registry import SinkTypeError, sink_module
 from sidecar.source.settings import SourceSettings, default_log_dir
 
@@ -316,9 +317,11 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
     tree: Any = {}
     if path is not None:
         try:
-            text = Path(path).read_text(encoding="utf-8-sig")
+            text = read_text_file(path)
         except OSError as exc:
             raise ConfigError(origin, [f"cannot read: {exc.strerror or exc}"]) from None
+        except TextFileError as exc:  # PowerShell 5's UTF-16 is read; this is anything else
+            raise ConfigError(origin, [exc.reason]) from None
         try:
             tree = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -26,8 +26,8 @@ from typing import Any
 import click
 import httpx
 
-from sidecar.secrets import SecretError
-from sidecar.sinks.http import AuthConfig, Credentials, TLSConfig, make_client
+from obskit._http import AuthConfig, ClientConfigError, Credentials, TLSConfig, make_client
+from obskit.secrets import SecretError
 
 COMPONENT = "obskit-logs@mappings"
 CUSTOM = "obskit-logs@custom"
@@ -268,6 +268,8 @@ def es_setup(
             )
             results = install(client, url, component, custom, index)
             stale = stale_data_streams(client, url, pattern) if data_stream else []
+    except ClientConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     except SetupError as exc:
         click.echo(f"es-setup: {exc}", err=True)
         sys.exit(1)

@@ -50,7 +50,7 @@ from typing import Any, BinaryIO, Literal
 
 import msgspec
 
-from sidecar.durable import fsync_dir
+from obskit._atomic import fsync_dir
 
 #: Record header: magic, payload length, crc32, record number, cumulative lines (this one
 #: included), lines in this record, time appended (Unix seconds).

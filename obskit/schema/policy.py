@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from obskit.schema.encoding import TextFileError, read_text_file
 from obskit.schema.rules import DEFAULT_MAX_LINE_BYTES, LEVELS, SERVICE_RE
 
 if sys.version_info >= (3, 11):
@@ -156,9 +157,9 @@ def load_policy(path: Path | None = None, start: Path | None = None) -> Policy:
         pp = folder / "pyproject.toml"
         if pp.is_file():
             try:
-                data = tomllib.loads(pp.read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError):
-                continue
+                data = tomllib.loads(read_text_file(pp))
+            except (OSError, TextFileError, tomllib.TOMLDecodeError):
+                continue  # someone else's broken pyproject.toml is not our policy
             table = data.get("tool", {}).get("obskit")
             if isinstance(table, dict):
                 return policy_from_mapping(table, f"{pp} [tool.obskit]")
@@ -167,9 +168,11 @@ def load_policy(path: Path | None = None, start: Path | None = None) -> Policy:
 
 def _load_file(path: Path) -> Policy:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        data = tomllib.loads(read_text_file(path))
     except OSError as exc:
         raise PolicyError(f"{path}: cannot read policy: {exc.strerror or exc}") from None
+    except TextFileError as exc:
+        raise PolicyError(str(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: invalid TOML: {exc}") from None
     if path.name == "pyproject.toml":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +10,7 @@ from typing import BinaryIO
 
 from obskit.schema import rules
 from obskit.schema.batch import validate_lines
-from obskit.schema.encoding import Encoding, sniff, utf16_to_utf8
+from obskit.schema.encoding import Encoding, RefusedEncoding, utf8_blocks
 from obskit.schema.policy import Policy
 from obskit.schema.precise import DEFAULT_POLICY
 from obskit.schema.record import Record
@@ -63,58 +61,20 @@ class StreamSummary:
 
 
 def _blocks(stream: BinaryIO, accept_utf16: bool, summary: StreamSummary) -> Iterator[bytes]:
-    head = stream.read(4)
-    enc = sniff(head)
-    if enc is Encoding.GZIP:
-        rest = stream.read(0)  # keep the type checker calm; the head is re-joined below
-        stream = gzip.GzipFile(fileobj=_Rejoined(head + rest, stream))  # type: ignore[assignment]
-        head = stream.read(4)
-        enc = sniff(head)
+    try:
+        yield from utf8_blocks(stream, BLOCK, accept_utf16=accept_utf16)
+    except RefusedEncoding as exc:
+        summary.file_error = Violation(rules.UTF16_FILE, None, _refusal(exc.encoding), 1)
+
+
+def _refusal(enc: Encoding) -> str:
     if enc is Encoding.UTF32:
-        summary.file_error = Violation(
-            rules.UTF16_FILE, None, "file is UTF-32 encoded; re-save it as UTF-8", 1
-        )
-        return
-    if enc.is_utf16:
-        if not accept_utf16:
-            summary.file_error = Violation(
-                rules.UTF16_FILE,
-                None,
-                f"file is {enc.value.upper()} (Windows PowerShell 5 writes this with '>' and "
-                "Out-File); write UTF-8 instead (Out-File -Encoding utf8, or PowerShell 7), "
-                "or pass --accept-utf16",
-                1,
-            )
-            return
-        yield from utf16_to_utf8(_Rejoined(head, stream), enc)  # type: ignore[arg-type]
-        return
-    yield head[enc.bom_length :]
-    while True:
-        data = stream.read(BLOCK)
-        if not data:
-            return
-        yield data
-
-
-class _Rejoined(io.RawIOBase):
-    """A stream whose first bytes were already read: give them back first."""
-
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
-        self._head = head
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
-        if self._head:
-            n = min(len(b), len(self._head))
-            b[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        return "file is UTF-32 encoded; re-save it as UTF-8"
+    return (
+        f"file is {enc.value.upper()} (Windows PowerShell 5 writes this with '>' and "
+        "Out-File); write UTF-8 instead (Out-File -Encoding utf8, or PowerShell 7), "
+        "or pass --accept-utf16"
+    )
 
 
 def validate_stream(

@@ -47,6 +47,7 @@ class AsyncWriter:
         self._thread: threading.Thread | None = None
         self._drop_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._pid = os.getpid()
         self.enqueued = 0
         self.dropped = 0
@@ -64,22 +65,24 @@ class AsyncWriter:
             return
         q.append(line)
         self.enqueued += 1
+        # Not "the put that sees one line starts it": two racing first puts both see two.
+        if self._thread is None:
+            self._start()
         if len(q) == 1:
-            if self._thread is None:
-                self._start()
             self._wake.set()
 
     # writer side ------------------------------------------------------------------------
     def _start(self) -> None:
         if self._pid != os.getpid():  # forked child without the at-fork hook having run
             self.reset_after_fork()
-        if self._thread is not None or self._stop:
-            if self._stop:
-                self._drain()  # after close(): write synchronously rather than lose lines
-            return
-        t = threading.Thread(target=self._run, name="obskit-writer", daemon=True)
-        self._thread = t
-        t.start()
+        with self._start_lock:  # one thread, however many callers race here
+            if self._thread is not None or self._stop:
+                if self._stop:
+                    self._drain()  # after close(): write synchronously rather than lose lines
+                return
+            t = threading.Thread(target=self._run, name="obskit-writer", daemon=True)
+            t.start()
+            self._thread = t
 
     def _run(self) -> None:
         while not self._stop:
@@ -185,6 +188,7 @@ class AsyncWriter:
         self._idle = threading.Condition()
         self._drop_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._thread = None
         self._busy = 0
         self._stop = False

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from obskit._jsonsafe import json_default, json_safe
 from obskit.sdk.context import CONTEXT
 from obskit.sdk.otel import current_ids
 from obskit.sdk.redact import MASK, Redactor
@@ -41,42 +42,12 @@ _OPTS = orjson.OPT_NON_STR_KEYS
 _TRUNCATE_CHARS = 8192
 
 
-def _default(obj: Any) -> Any:
-    """orjson fallback: sets become lists, everything else its repr (never raise)."""
-    if isinstance(obj, (set, frozenset)):
-        return list(obj)
-    try:
-        return repr(obj)
-    except Exception:  # a broken __repr__ must not lose the record
-        return f"<unrepresentable {type(obj).__name__}>"
-
-
-def _sanitise(value: Any, depth: int = 0) -> Any:
-    """A JSON-safe copy for the rare values orjson refuses (huge ints, surrogates, cycles)."""
-    if depth > 32:
-        return "<nested too deep>"
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, bool) or value is None or isinstance(value, float):
-        return value
-    if isinstance(value, int):
-        return value if -(2**63) <= value < 2**64 else str(value)
-    if isinstance(value, dict):
-        return {
-            (_sanitise(k, depth + 1) if isinstance(k, str) else str(k)): _sanitise(v, depth + 1)
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_sanitise(v, depth + 1) for v in value]
-    return _sanitise(_default(value), depth + 1)
-
-
 def dumps(record: dict[str, Any]) -> bytes:
     """``record`` as one JSON line (no newline); never raises."""
     try:
-        return orjson.dumps(record, default=_default, option=_OPTS)
+        return orjson.dumps(record, default=json_default, option=_OPTS)
     except (TypeError, orjson.JSONEncodeError):
-        return orjson.dumps(_sanitise(record), default=_default, option=_OPTS)
+        return orjson.dumps(json_safe(record), default=json_default, option=_OPTS)
 
 
 # (second, formatted date-time prefix) in ONE object so concurrent threads never pair a new

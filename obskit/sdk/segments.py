@@ -16,6 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from obskit import _winfile
+from obskit._winfile import WinAPI
+
 SEGMENT_RE = re.compile(r"(?P<service>.+)\.(?P<ts>\d{8}T\d{6}Z)\.(?P<pid>\d+)\.(?P<seq>\d+)\.log")
 
 
@@ -50,45 +53,18 @@ def list_segments(folder: Path, service: str) -> list[Segment]:
     return out
 
 
-def open_append(path: Path) -> int:
+def open_append(path: Path, win_api: WinAPI | None = None) -> int:
     """Open ``path`` for appending and return the OS file descriptor.
 
     POSIX: ``O_APPEND`` makes every ``os.write`` land at the end atomically with respect to
     other writers. Windows: the file is opened with ``FILE_SHARE_READ | FILE_SHARE_WRITE |
     FILE_SHARE_DELETE`` so the sidecar can read it and retention (ours or another process's)
-    can delete it while it is open.
+    can delete it while it is open (``win_api``: the OS seam, for tests).
     """
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        return _open_append_windows(path)
+    if win_api is not None or sys.platform == "win32":
+        return _winfile.open_append(str(path), win_api)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
     return os.open(path, flags, 0o644)
-
-
-def _open_append_windows(path: Path) -> int:  # pragma: no cover - Windows only
-    if sys.platform != "win32":
-        raise OSError("Windows only")
-    import ctypes
-    import msvcrt
-    from ctypes import wintypes
-
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
-    create = kernel32.CreateFileW
-    create.restype = wintypes.HANDLE
-    create.argtypes = [
-        wintypes.LPCWSTR,
-        wintypes.DWORD,
-        wintypes.DWORD,
-        wintypes.LPVOID,
-        wintypes.DWORD,
-        wintypes.DWORD,
-        wintypes.HANDLE,
-    ]
-    file_append_data, share_all, open_always, normal = 0x0004, 0x7, 4, 0x80
-    handle = create(str(path), file_append_data, share_all, None, open_always, normal, None)
-    if handle == wintypes.HANDLE(-1).value:
-        err = ctypes.get_last_error()
-        raise OSError(err, ctypes.FormatError(err), str(path))
-    return msvcrt.open_osfhandle(handle, os.O_APPEND | os.O_WRONLY | getattr(os, "O_BINARY", 0))
 
 
 def pid_alive(pid: int) -> bool:

@@ -14,13 +14,14 @@ from rich.console import Console
 
 from obskit.trace.config import (
     ElasticsearchConfig,
+    HTTPBackendConfig,
     LokiConfig,
     TraceConfig,
     apply_env,
     find_config,
     load_config,
 )
-from obskit.trace.lookup import LookupResult, build_backends, run_lookup
+from obskit.trace.lookup import LookupResult, build_backends, check_shards, run_lookup
 from obskit.trace.model import (
     BackendError,
     Entry,
@@ -28,7 +29,7 @@ from obskit.trace.model import (
     Window,
     parse_trace_id,
 )
-from obskit.trace.render import Timeline, render_json, render_ndjson, render_text
+from obskit.trace.render import Timeline, escape, render_json, render_ndjson, render_text
 
 EXIT_FOUND, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -113,6 +114,7 @@ def trace(
         trace_id = parse_trace_id(trace)
         cfg = _config(config_path, loki_url, tenant, es_url, index, paths, shard, concurrency)
         window = Window.build(since if since or from_ else cfg.since, from_, to)
+        check_shards(cfg, window)
         field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else cfg.fields
         if not (
             cfg.paths
@@ -131,7 +133,8 @@ def trace(
 
     console = Console(
         force_terminal=color,
-        no_color=color is False,
+        # None leaves rich to honour NO_COLOR; --color / --no-color override it.
+        no_color=None if color is None else not color,
         highlight=False,
         soft_wrap=True,
         emoji=False,
@@ -197,10 +200,14 @@ def _config(
         cfg.elasticsearch.index = index
     if paths:
         cfg.paths = [str(p) for p in paths]
-    for backend in (cfg.loki, cfg.elasticsearch):
-        if backend is not None and shard:
-            backend.shard = shard
-            backend.shard_ns()
+    if shard:
+        try:
+            HTTPBackendConfig(shard=shard).shard_ns()
+        except TraceUsageError as exc:
+            raise TraceUsageError(f"--shard {shard}: {exc}") from None
+        for backend in (cfg.loki, cfg.elasticsearch):
+            if backend is not None:
+                backend.shard = shard
     if concurrency:
         cfg.concurrency = concurrency
     return cfg
@@ -209,6 +216,10 @@ def _config(
 def _searched(result: LookupResult) -> str:
     names = ", ".join(b.name for b in result.backends)
     return f"{names}; window {result.window.describe()}"
+
+
+def _broken(n: int) -> str:
+    return f"{n} line{'s' * (n != 1)} mention{'s' * (n == 1)} the trace id but cannot be shown"
 
 
 def _report(
@@ -222,7 +233,8 @@ def _report(
     err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
     for b in result.backends:
         for note in b.notes:
-            err.print(f"note: {note}" if note.startswith(b.name) else f"note: {b.name}: {note}")
+            shown = note if note.startswith(b.name) else f"{b.name}: {note}"
+            err.print(f"note: {escape(shown)}")
         if debug:
             err.print(f"debug: {b.name}: {len(b.entries)} lines, {b.requests} requests")
             for info in b.info:
@@ -241,15 +253,21 @@ def _report(
         render_ndjson(result.entries, sys.stdout.buffer, field_list)
     elif result.entries:
         render_text(result.entries, console, result.trace_id, field_list, link, _searched(result))
+        if result.broken:
+            console.print(f"{_broken(result.broken)} (see the notes on stderr)", style="yellow")
     sys.stdout.flush()
     for e in result.errors:
-        err.print(f"obskit trace: {e}")
+        err.print(f"obskit trace: {escape(e)}")
     if result.errors:
         if result.entries:
             err.print("obskit trace: results are incomplete (a backend failed)")
         return EXIT_ERROR
     if not result.entries:
-        err.print(f"obskit trace: no lines of trace {result.trace_id} found in {_searched(result)}")
+        broken = f" ({_broken(result.broken)})" if result.broken else ""
+        err.print(
+            f"obskit trace: no lines of trace {result.trace_id} found in "
+            f"{escape(_searched(result))}{broken}"
+        )
         return EXIT_NOT_FOUND
     return EXIT_FOUND
 

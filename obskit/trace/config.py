@@ -13,11 +13,14 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
+import msgspec
 import yaml
 
-from obskit.secrets import Credentials, Secret, SecretError, resolve_secret
+from obskit._http import AuthConfig, Credentials, TLSConfig
+from obskit.schema.encoding import TextFileError, read_text_file
+from obskit.secrets import Secret, SecretError
 from obskit.trace.model import TraceUsageError, parse_duration_ns
 
 if sys.version_info >= (3, 11):
@@ -26,36 +29,35 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 ENV_CONFIG: Final = "OBSKIT_TRACE_CONFIG"
-
-
-def secret_from(env: str | None, file: str | None, what: str) -> Secret | None:
-    """The secret named by environment variable ``env`` or stored in ``file``."""
-    try:
-        return resolve_secret(env=env, file=file)
-    except SecretError as exc:
-        raise TraceUsageError(f"{what}: {exc}") from None
+T = TypeVar("T")
+#: Shards shorter than a second only multiply requests (``--shard 1ms`` once made millions).
+MIN_SHARD_NS: Final = 1_000_000_000
 
 
 @dataclass
 class HTTPBackendConfig:
-    """Settings both HTTP backends share: where, who, TLS, and how to split the window."""
+    """Settings both HTTP backends share: where, who, TLS, and how to split the window.
+
+    ``auth`` and ``tls`` are the sidecar sinks' schema (:mod:`obskit._http`); in the file their
+    keys sit directly in the backend's table (``username``, ``password_env``, ``ca_file``...).
+    """
 
     url: str = ""
-    username: str | None = None
-    password_env: str | None = None
-    password_file: str | None = None
-    bearer_token_env: str | None = None
-    bearer_token_file: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    insecure_skip_verify: bool = False
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TLSConfig | None = None
     timeout: float = 30.0
     shard: str = "6h"
     page_size: int = 5000
 
     def shard_ns(self) -> int:
-        return parse_duration_ns(self.shard)
+        """The shard size in nanoseconds (at least :data:`MIN_SHARD_NS`)."""
+        ns = parse_duration_ns(self.shard)
+        if ns < MIN_SHARD_NS:
+            raise TraceUsageError(
+                f"{self.shard!r} is too small: a shard must be at least 1s "
+                "(the defaults are 6h for Loki, 1d for Elasticsearch)"
+            )
+        return ns
 
 
 @dataclass
@@ -81,8 +83,6 @@ class ElasticsearchConfig(HTTPBackendConfig):
     shard: str = "1d"
     page_size: int = 1000
     index: str = "logs-*"
-    api_key_env: str | None = None
-    api_key_file: str | None = None
     trace_field: str = "trace_id"
     timestamp_field: str = "@timestamp"
     #: Use a point in time when the server offers one (ES ``_pit``, OpenSearch 2.4+).
@@ -124,9 +124,9 @@ def find_config(start: Path | None = None) -> Path | None:
         cand = folder / "obskit.toml"
         if cand.is_file():
             try:
-                if "trace" in tomllib.loads(cand.read_text(encoding="utf-8-sig")):
+                if "trace" in tomllib.loads(read_text_file(cand)):
                     return cand
-            except (OSError, tomllib.TOMLDecodeError):
+            except (OSError, TextFileError, tomllib.TOMLDecodeError):
                 return cand  # let load_config report the problem
     if sys.platform == "win32":  # pragma: no cover - Windows only
         base = Path(os.environ.get("APPDATA", Path.home()))
@@ -141,9 +141,11 @@ def load_config(path: Path | None) -> TraceConfig:
     if path is None:
         return TraceConfig()
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_text_file(path)
     except OSError as exc:
         raise TraceUsageError(f"config {path}: cannot read: {exc.strerror or exc}") from None
+    except TextFileError as exc:
+        raise TraceUsageError(f"config {path}: {exc.reason}") from None
     data: Any
     if path.suffix.lower() in (".yaml", ".yml"):
         try:
@@ -197,11 +199,17 @@ def _int(value: Any, key: str, source: str, minimum: int) -> int:
     return value
 
 
+#: The sidecar's auth and TLS settings; in ``[trace.loki]``/``[trace.elasticsearch]`` they sit
+#: directly in the table.
+_AUTH_KEYS: Final = frozenset(AuthConfig.__struct_fields__)
+_TLS_KEYS: Final = frozenset(TLSConfig.__struct_fields__)
+
+
 def _section(cls: type[Any], data: Any, source: str) -> Any:
     if not isinstance(data, dict):
         raise TraceUsageError(f"config {source}: expected a table")
-    names = {f.name: f for f in fields(cls)}
-    unknown = set(data) - set(names)
+    own = {f.name for f in fields(cls)} - {"auth", "tls"}
+    unknown = set(data) - own - _AUTH_KEYS - _TLS_KEYS
     for secret in ("password", "bearer_token", "api_key", "token"):
         if secret in unknown:
             raise TraceUsageError(
@@ -212,6 +220,8 @@ def _section(cls: type[Any], data: Any, source: str) -> Any:
         raise TraceUsageError(f"config {source}: unknown key(s) {', '.join(sorted(unknown))}")
     obj = cls()
     for k, v in data.items():
+        if k not in own:
+            continue
         default = getattr(obj, k)
         if isinstance(default, bool) and not isinstance(v, bool):
             raise TraceUsageError(f"config {source}: {k} must be true or false")
@@ -222,12 +232,23 @@ def _section(cls: type[Any], data: Any, source: str) -> Any:
         elif default is not None and isinstance(default, str) and not isinstance(v, str):
             raise TraceUsageError(f"config {source}: {k} must be a string")
         setattr(obj, k, v)
-    if isinstance(obj, HTTPBackendConfig) and obj.shard:
+    obj.auth = _struct(AuthConfig, {k: v for k, v in data.items() if k in _AUTH_KEYS}, source)
+    tls = {k: v for k, v in data.items() if k in _TLS_KEYS}
+    if tls:
+        obj.tls = _struct(TLSConfig, tls, source)
+    if obj.shard:
         try:
-            parse_duration_ns(obj.shard)
+            obj.shard_ns()
         except TraceUsageError as exc:
             raise TraceUsageError(f"config {source}: shard: {exc}") from None
     return obj
+
+
+def _struct(cls: type[T], data: dict[str, Any], source: str) -> T:
+    try:
+        return msgspec.convert(data, cls)
+    except msgspec.ValidationError as exc:
+        raise TraceUsageError(f"config {source}: {exc}") from None
 
 
 def apply_env(cfg: TraceConfig, env: Mapping[str, str] | None = None) -> TraceConfig:
@@ -243,7 +264,7 @@ def apply_env(cfg: TraceConfig, env: Mapping[str, str] | None = None) -> TraceCo
         if env.get("OBSKIT_LOKI_TENANT"):
             cfg.loki.tenant = env["OBSKIT_LOKI_TENANT"]
         if env.get("OBSKIT_LOKI_USERNAME"):
-            cfg.loki.username = env["OBSKIT_LOKI_USERNAME"]
+            cfg.loki.auth.username = env["OBSKIT_LOKI_USERNAME"]
     if env.get("OBSKIT_ES_URL"):
         cfg.elasticsearch = cfg.elasticsearch or ElasticsearchConfig()
         cfg.elasticsearch.url = env["OBSKIT_ES_URL"]
@@ -251,7 +272,7 @@ def apply_env(cfg: TraceConfig, env: Mapping[str, str] | None = None) -> TraceCo
         if env.get("OBSKIT_ES_INDEX"):
             cfg.elasticsearch.index = env["OBSKIT_ES_INDEX"]
         if env.get("OBSKIT_ES_USERNAME"):
-            cfg.elasticsearch.username = env["OBSKIT_ES_USERNAME"]
+            cfg.elasticsearch.auth.username = env["OBSKIT_ES_USERNAME"]
     return cfg
 
 
@@ -261,26 +282,22 @@ def credentials(
     """Credentials from the config's ``*_env``/``*_file`` references, else from the
     ``OBSKIT_<prefix>_PASSWORD`` / ``_TOKEN`` / ``_API_KEY`` environment variables."""
     env = os.environ if env is None else env
-    c = Credentials(username=cfg.username)
-    c.password = secret_from(cfg.password_env, cfg.password_file, what)
-    c.bearer = secret_from(cfg.bearer_token_env, cfg.bearer_token_file, what)
-    if isinstance(cfg, ElasticsearchConfig):
-        c.api_key = secret_from(cfg.api_key_env, cfg.api_key_file, what)
+    try:
+        c = Credentials.resolve(cfg.auth)
+    except SecretError as exc:
+        raise TraceUsageError(f"{what}: {exc}") from None
+
+    def from_env(name: str) -> Secret | None:
+        value = env.get(f"OBSKIT_{prefix}_{name}")
+        return None if value is None else Secret(value, f"env OBSKIT_{prefix}_{name}")
+
     # The password variable only means something with a username (basic auth).
-    if (
-        c.password is None
-        and c.username is not None
-        and env.get(f"OBSKIT_{prefix}_PASSWORD") is not None
-    ):
-        c.password = Secret(env[f"OBSKIT_{prefix}_PASSWORD"], f"env OBSKIT_{prefix}_PASSWORD")
-    if c.bearer is None and env.get(f"OBSKIT_{prefix}_TOKEN") is not None:
-        c.bearer = Secret(env[f"OBSKIT_{prefix}_TOKEN"], f"env OBSKIT_{prefix}_TOKEN")
-    if (
-        isinstance(cfg, ElasticsearchConfig)
-        and c.api_key is None
-        and env.get(f"OBSKIT_{prefix}_API_KEY") is not None
-    ):
-        c.api_key = Secret(env[f"OBSKIT_{prefix}_API_KEY"], f"env OBSKIT_{prefix}_API_KEY")
+    if c.password is None and c.username is not None:
+        c.password = from_env("PASSWORD")
+    if c.bearer is None:
+        c.bearer = from_env("TOKEN")
+    if c.api_key is None and isinstance(cfg, ElasticsearchConfig):
+        c.api_key = from_env("API_KEY")
     if c.password is not None and c.username is None:
         raise TraceUsageError(f"{what}: a password is set but no username")
     return c

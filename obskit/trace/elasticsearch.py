@@ -20,9 +20,10 @@ from urllib.parse import quote
 
 import orjson
 
+from obskit._http import display_url
 from obskit.schema import timestamp_ns
 from obskit.trace.config import ElasticsearchConfig, credentials
-from obskit.trace.http import display_url, http_reason, make_client, request
+from obskit.trace.http import backend_client, http_reason, request
 from obskit.trace.loki import PageStats
 from obskit.trace.model import (
     BackendError,
@@ -46,7 +47,7 @@ class ElasticsearchBackend:
         self.trace_id = trace_id
         self.name = f"elasticsearch {display_url(cfg.url)}"
         creds = credentials(cfg, "ES", self.name)
-        self.client = make_client(
+        self.client = backend_client(
             cfg, creds, self.name, {"Content-Type": "application/json"}, max_connections
         )
         self.flavor = "unknown"

@@ -1,5 +1,6 @@
 """Local files backend: every line of a trace in folders (recursive) and files, including
-``.gz`` archives, UTF-8 with or without BOM, CRLF, and UTF-16 (by BOM).
+``.gz`` archives, UTF-8 with or without BOM, CRLF, and UTF-16 (by BOM), read through the one
+block reader (:func:`obskit.schema.encoding.utf8_blocks`).
 
 Speed comes from never decoding lines that cannot match: files are read in large blocks and
 searched for the id's bytes with ``bytes.find`` (C speed, no copies); only the lines around a
@@ -8,16 +9,19 @@ hit are parsed as JSON. Memory stays bounded by the block size plus one line.
 
 from __future__ import annotations
 
-import gzip
 import os
 import sys
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from obskit.schema.encoding import Encoding, sniff, utf16_to_utf8
-from obskit.trace.model import Entry, TraceUsageError, Window, entry_from_line
+from obskit import _winfile
+from obskit._names import safe_path
+from obskit._winfile import WinAPI
+from obskit.schema.encoding import RefusedEncoding, utf8_blocks
+from obskit.trace.model import BrokenLine, Entry, TraceUsageError, Window, read_line
 
 BLOCK_SIZE: Final = 8 << 20
 #: A line longer than this is not assembled in memory; a hit inside it is reported, not parsed.
@@ -35,15 +39,26 @@ class FileSearch:
     bytes_read: int = 0
     #: Lines of the trace outside the window (reported so ``--since`` can be widened).
     outside_window: int = 0
+    #: Files and folders that could not be read: ``<path>: cannot read: <reason>``.
     warnings: list[str] = field(default_factory=list)
+    #: Lines that mention the trace id but cannot be shown, as notes naming ``<path>:<line>``
+    #: and the reason.
+    broken: list[str] = field(default_factory=list)
 
 
-def list_files(paths: Sequence[str | Path]) -> Iterator[Path]:
-    """Files named directly, then every file under each folder (sorted, hidden ones skipped)."""
+def list_files(paths: Sequence[str | Path], warnings: list[str] | None = None) -> Iterator[Path]:
+    """Files named directly, then every file under each folder (sorted, hidden ones skipped).
+    Folders that cannot be listed are added to ``warnings``."""
+
+    def unlisted(exc: OSError) -> None:
+        if warnings is not None:
+            where = safe_path(os.fsdecode(exc.filename)) if exc.filename is not None else "?"
+            warnings.append(f"{where}: cannot read folder: {exc.strerror or exc}")
+
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
-            for root, dirs, files in os.walk(p):
+            for root, dirs, files in os.walk(p, onerror=unlisted):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
                     if name.startswith(".") or name.lower().endswith(SKIP_SUFFIXES):
@@ -54,7 +69,7 @@ def list_files(paths: Sequence[str | Path]) -> Iterator[Path]:
         elif p.is_file():
             yield p
         else:
-            raise TraceUsageError(f"--path {arg}: no such file or directory")
+            raise TraceUsageError(f"--path {safe_path(str(arg))}: no such file or directory")
 
 
 def search_files(
@@ -62,17 +77,26 @@ def search_files(
     trace_id: str,
     window: Window | None,
     block_size: int = BLOCK_SIZE,
+    *,
+    win_api: WinAPI | None = None,
 ) -> FileSearch:
-    """Search ``paths`` for the lines of ``trace_id`` (lower-case 32 hex) within ``window``."""
+    """Search ``paths`` for the lines of ``trace_id`` (lower-case 32 hex) within ``window``.
+
+    Names in sources and messages are shown with :func:`obskit._names.safe_path`.
+    ``win_api`` is the Windows OS seam (tests pass fakes)."""
     out = FileSearch()
     needle = trace_id.encode("ascii")
-    for path in list_files(paths):
+    for path in list_files(paths, out.warnings):
         out.files += 1
         try:
-            _search_one(path, needle, trace_id, window, block_size, out)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            _search_one(path, needle, trace_id, window, block_size, out, win_api)
+        except RefusedEncoding as exc:
+            out.warnings.append(
+                f"{safe_path(str(path))}: cannot read: {exc}; convert the file to UTF-8"
+            )
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            out.warnings.append(f"{path}: cannot read: {reason}")
+            out.warnings.append(f"{safe_path(str(path))}: cannot read: {reason}")
     return out
 
 
@@ -83,44 +107,28 @@ def _search_one(
     window: Window | None,
     block_size: int,
     out: FileSearch,
+    win_api: WinAPI | None,
 ) -> None:
+    name = safe_path(str(path))
+
     def keep(raw: bytes, line_no: int) -> None:
-        e = entry_from_line(raw, f"{path}:{line_no}", trace_id)
-        if e is None:
-            if b"{" not in raw[:64]:
-                out.warnings.append(f"{path}:{line_no}: mentions the trace id but is not JSON")
+        where = f"{name}:{line_no}"
+        if raw.startswith(_LONG_LINE):
+            got: Entry | BrokenLine | None = BrokenLine(f"longer than {MAX_LINE} bytes")
+        else:
+            got = read_line(raw, where, trace_id)
+        if isinstance(got, BrokenLine):
+            out.broken.append(f"{where}: mentions the trace id but is not shown: {got.reason}")
             return
-        if window is not None and not window.start_ns <= e.ts_ns < window.end_ns:
+        if got is None:
+            return
+        if window is not None and not window.start_ns <= got.ts_ns < window.end_ns:
             out.outside_window += 1
             return
-        out.entries.append(e)
+        out.entries.append(got)
 
-    with open_shared(path) as f:
-        for_blocks = _utf8_blocks(f, block_size)
-        out.bytes_read += scan_blocks(for_blocks, needle, keep, path)
-
-
-def _utf8_blocks(f: BinaryIO, block_size: int) -> Iterator[bytes]:
-    """The file's content as UTF-8 blocks: gzip undone, UTF-16 transcoded, BOM dropped."""
-    head = f.read(4)
-    enc = sniff(head)
-    if enc is Encoding.GZIP:
-        f.seek(0)
-        with gzip.GzipFile(fileobj=f, mode="rb") as gz:
-            yield from _utf8_blocks(gz, block_size)  # type: ignore[arg-type]
-        return
-    if enc is Encoding.UTF32:
-        raise OSError(0, "UTF-32 is not supported; convert the file to UTF-8")
-    if enc.is_utf16:
-        f.seek(0)
-        yield from utf16_to_utf8(f, enc, block_size)
-        return
-    first = head[enc.bom_length :]
-    rest = f.read(block_size)
-    if first or rest:
-        yield first + rest
-    while block := f.read(block_size):
-        yield block
+    with open_shared(path, win_api) as f:
+        out.bytes_read += scan_blocks(utf8_blocks(f, block_size), needle, keep, name)
 
 
 def scan_blocks(
@@ -180,38 +188,25 @@ def scan_blocks(
     return total
 
 
+#: What ``on_line`` receives for a line too long to assemble (followed by the needle).
+_LONG_LINE: Final = b"<line longer than %d bytes>" % MAX_LINE
+
+
 def _long_line(
     data: bytes, needle: bytes, on_line: Callable[[bytes, int], None], name: object, n: int
 ) -> None:
     if needle in data:
-        # Hand the callback a non-JSON marker so it is reported, never silently lost.
-        on_line(b"<line longer than %d bytes>" % MAX_LINE + needle, n)
+        # Hand the callback a marker so the line is reported, never silently lost.
+        on_line(_LONG_LINE + needle, n)
 
 
-def open_shared(path: Path) -> BinaryIO:
+def open_shared(path: Path, win_api: WinAPI | None = None) -> BinaryIO:
     """Open for reading so that the service writing the log can still rotate or delete it.
 
     On Windows, Python's ``open`` omits ``FILE_SHARE_DELETE``, so a long scan would block the
-    application's log rotation; there the file is opened with ``CreateFileW`` and all three
-    share modes.
+    application's log rotation; there the file is opened through :mod:`obskit._winfile`
+    (``win_api``: the OS seam, for tests).
     """
-    if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        return _open_shared_windows(path)
+    if win_api is not None or sys.platform == "win32":
+        return _winfile.open_shared(str(path), win_api, buffering=-1)
     return open(path, "rb")
-
-
-def _open_shared_windows(path: Path) -> BinaryIO:  # pragma: no cover - Windows only
-    import ctypes
-    import msvcrt
-    from ctypes import wintypes
-
-    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined, unused-ignore]
-    create = kernel32.CreateFileW
-    create.restype = wintypes.HANDLE
-    generic_read, share_all, open_existing, normal = 0x80000000, 0x7, 3, 0x80
-    handle = create(str(path), generic_read, share_all, None, open_existing, normal, None)
-    if handle == wintypes.HANDLE(-1).value:
-        err = ctypes.get_last_error()  # type: ignore[attr-defined, unused-ignore]
-        raise OSError(err, ctypes.FormatError(err), str(path))  # type: ignore[attr-defined, unused-ignore]
-    fd = msvcrt.open_osfhandle(handle, os.O_RDONLY | getattr(os, "O_BINARY", 0))  # type: ignore[attr-defined, unused-ignore]
-    return os.fdopen(fd, "rb")

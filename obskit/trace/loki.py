@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from obskit._http import display_url
 from obskit.trace.config import LokiConfig, credentials
-from obskit.trace.http import display_url, http_reason, make_client, request
+from obskit.trace.http import backend_client, http_reason, request
 from obskit.trace.model import BackendError, Entry, TraceUsageError, Window, entry_from_line
 
 QUERY_PATH: Final = "/loki/api/v1/query_range"
@@ -116,7 +117,7 @@ class LokiBackend:
             headers["X-Scope-OrgID"] = cfg.tenant
         if cfg.categorize_labels:
             headers["X-Loki-Response-Encoding-Flags"] = "categorize-labels"
-        self.client = make_client(cfg, creds, self.name, headers, max_connections)
+        self.client = backend_client(cfg, creds, self.name, headers, max_connections)
         self.limit = cfg.page_size
         self._limit_lock = threading.Lock()
         self.stats = PageStats()

@@ -12,21 +12,18 @@ from typing import Any, Final
 
 import orjson
 
+from obskit import _durations as durations
 from obskit.schema import check_line, timestamp_ns
 
 _HEX32: Final = re.compile(r"[0-9a-fA-F]{32}")
 _TRACEPARENT: Final = re.compile(
     r"([0-9a-fA-F]{2})-([0-9a-fA-F]{32})-([0-9a-fA-F]{16})-([0-9a-fA-F]{2})"
 )
-_DURATION: Final = re.compile(r"(\d+)(ms|s|m|h|d|w)")
-_UNIT_NS: Final = {
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60 * 1_000_000_000,
-    "h": 3600 * 1_000_000_000,
-    "d": 86400 * 1_000_000_000,
-    "w": 7 * 86400 * 1_000_000_000,
-}
+
+
+#: The most shards a lookup may split its window into, per backend: every shard costs at least
+#: one request and its own bookkeeping (``--shard 1ms --since 1d`` once meant 86 million).
+MAX_SHARDS: Final = 10_000
 
 
 class TraceUsageError(ValueError):
@@ -66,20 +63,11 @@ def parse_trace_id(value: str) -> str:
 
 
 def parse_duration_ns(text: str) -> int:
-    """``90s``, ``15m``, ``24h``, ``7d``, ``1w``, ``1h30m`` -> nanoseconds."""
-    t = text.strip().lower()
-    pos, total = 0, 0
-    for m in _DURATION.finditer(t):
-        if m.start() != pos:
-            break
-        total += int(m.group(1)) * _UNIT_NS[m.group(2)]
-        pos = m.end()
-    if pos != len(t) or not t or total <= 0:
-        raise TraceUsageError(
-            f"{text!r} is not a duration: use a number and a unit (ms, s, m, h, d, w), "
-            "e.g. 24h or 7d"
-        )
-    return total
+    """``90s``, ``15m``, ``24h``, ``7d``, ``1w``, ``1h30m`` -> nanoseconds (usage error else)."""
+    try:
+        return durations.parse_duration_ns(text)
+    except ValueError as exc:
+        raise TraceUsageError(str(exc)) from None
 
 
 def parse_time_ns(text: str, what: str) -> int:
@@ -119,8 +107,18 @@ class Window:
             raise TraceUsageError("the window is empty: --from must be before --to")
         return cls(start, end)
 
+    def shard_count(self, size_ns: int) -> int:
+        """How many shards of ``size_ns`` cover the window."""
+        return -(-(self.end_ns - self.start_ns) // size_ns)
+
     def shards(self, size_ns: int) -> list[Window]:
-        """Split into consecutive windows of at most ``size_ns`` (the last may be shorter)."""
+        """Split into consecutive windows of at most ``size_ns`` (the last may be shorter);
+        more than :data:`MAX_SHARDS` is a usage error (each shard is at least one request)."""
+        if size_ns <= 0 or self.shard_count(size_ns) > MAX_SHARDS:
+            raise TraceUsageError(
+                f"{self.shard_count(max(size_ns, 1)):,} shards: at most {MAX_SHARDS:,} are "
+                "allowed (use a larger shard or a shorter window)"
+            )
         out, s = [], self.start_ns
         while s < self.end_ns:
             e = min(s + size_ns, self.end_ns)
@@ -177,6 +175,13 @@ class Entry:
         return cur
 
 
+@dataclass(frozen=True)
+class BrokenLine:
+    """A line that mentions the trace id but cannot be put on the timeline, and why."""
+
+    reason: str
+
+
 def entry_from_line(
     raw: bytes | str,
     source: str,
@@ -185,13 +190,29 @@ def entry_from_line(
     fallback_ts_ns: int | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> Entry | None:
+    """:func:`read_line`, with a broken line counted as no line (for the backends that give
+    every line a time of their own)."""
+    got = read_line(raw, source, trace_id, fallback_ts_ns=fallback_ts_ns, labels=labels)
+    return got if isinstance(got, Entry) else None
+
+
+def read_line(
+    raw: bytes | str,
+    source: str,
+    trace_id: str,
+    *,
+    fallback_ts_ns: int | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> Entry | BrokenLine | None:
     """Build an :class:`Entry` from one log line that should belong to ``trace_id``.
 
     Returns ``None`` when the line is JSON whose ``trace_id`` is another trace (a byte match of
-    the id somewhere else in the line). Lines that break schema v1 are kept, with their
-    problems listed: a trace lookup shows what is there. ``fallback_ts_ns`` and ``labels`` come
-    from the backend (Loki's entry time and stream labels, Elasticsearch's ``@timestamp``) and
-    fill in what the line itself lacks.
+    the id somewhere else in the line), and a :class:`BrokenLine` when the line cannot be
+    placed in time: not a JSON object (a raw control byte, cut off, not UTF-8, plain text) or
+    without a readable timestamp, and no ``fallback_ts_ns``. Lines that break schema v1 are
+    kept, with their problems listed: a trace lookup shows what is there.
+    ``fallback_ts_ns`` and ``labels`` come from the backend (Loki's entry time and stream
+    labels, Elasticsearch's ``@timestamp``) and fill in what the line itself lacks.
     """
     line = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     line = line.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n")
@@ -200,7 +221,7 @@ def entry_from_line(
     obj = _loads(line)
     if not isinstance(obj, dict):
         if fallback_ts_ns is None:
-            return None
+            return BrokenLine(why_not_json(line))
         return Entry(
             ts_ns=fallback_ts_ns,
             timestamp=format_ns(fallback_ts_ns, 9),
@@ -231,7 +252,10 @@ def entry_from_line(
     if ts_ns is None:
         ts_ns = fallback_ts_ns
     if ts_ns is None:
-        return None
+        if ts is None:
+            return BrokenLine("no timestamp: cannot place it on the timeline")
+        shown = ts if isinstance(ts, str) else _text(ts, "")
+        return BrokenLine(f"timestamp {shown[:64]!r} is not an RFC 3339 date-time")
     span = obj.get("span_id")
     return Entry(
         ts_ns=ts_ns,
@@ -245,6 +269,36 @@ def entry_from_line(
         fields=obj,
         problems=problems,
     )
+
+
+_ORJSON_AT: Final = re.compile(r": line \d+ column \d+ \(char (\d+)\)$")
+
+
+def why_not_json(line: bytes) -> str:
+    """Why ``line`` (one line, no newline) is not a JSON object, with the byte column."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"not valid UTF-8: byte 0x{line[exc.start]:02x} at column {exc.start + 1}"
+    if not text.lstrip().startswith("{"):
+        return "not JSON"
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        msg = str(exc)
+    else:
+        return "not a JSON object"
+    m = _ORJSON_AT.search(msg)
+    offset = len(text[: int(m.group(1))].encode()) if m else 0
+    msg = msg[: m.start()] if m else msg
+    if "end of data" in msg:
+        return "cut off: the line ends inside the JSON object (partly written?)"
+    if "control character" in msg and offset < len(line):
+        return (
+            f"raw control byte 0x{line[offset]:02x} at column {offset + 1} "
+            "(JSON strings must escape it)"
+        )
+    return f"not valid JSON: {msg} at column {offset + 1}"
 
 
 def _loads(line: bytes) -> Any:

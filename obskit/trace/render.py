@@ -19,10 +19,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from obskit._jsonsafe import json_safe
 from obskit.trace.model import Entry, format_ns
 
-# C0 and C1 controls, DEL, and the bidi controls used to disguise text ("Trojan Source").
-_UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 controls, DEL, the bidi controls used to disguise text ("Trojan Source"), and
+# lone surrogates (a ``\ud800`` escape in a line), which no terminal encoding can write.
+_UNSAFE: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 _NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 PALETTE: Final = (
     "cyan",
@@ -294,11 +298,18 @@ def render_json(
         },
         "lines": [entry_json(e, first, fields) for e in entries],
     }
-    out.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2) + b"\n")
+    out.write(_dumps(doc, orjson.OPT_INDENT_2) + b"\n")
 
 
 def render_ndjson(entries: Sequence[Entry], out: IO[bytes], fields: Sequence[str] = ()) -> None:
     """One JSON object per line, in time order (the ``lines`` items of the JSON output)."""
     first = entries[0].ts_ns if entries else 0
     for e in entries:
-        out.write(orjson.dumps(entry_json(e, first, fields)) + b"\n")
+        out.write(_dumps(entry_json(e, first, fields)) + b"\n")
+
+
+def _dumps(doc: Any, option: int = 0) -> bytes:
+    try:
+        return orjson.dumps(doc, option=option)
+    except TypeError:  # a lone surrogate or a huge integer from a line: shown escaped
+        return orjson.dumps(json_safe(doc), option=option)

@@ -16,8 +16,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+from obskit._http import RetryConfig, describe_error
 from obskit.schema.record import Record
-from sidecar.sinks.http import RetryConfig, describe_error
 
 if TYPE_CHECKING:
     from sidecar.sinks.delivery import Delivery, Outcome

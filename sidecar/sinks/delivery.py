@@ -33,8 +33,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from obskit._http import Backoff
 from obskit.secrets import mask_secrets
-from sidecar.sinks.http import Backoff
 
 if TYPE_CHECKING:
     from sidecar.sinks.base import Batch, Sink

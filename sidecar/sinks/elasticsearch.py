@@ -33,8 +33,18 @@ import cramjam
 import httpx
 import msgspec
 
-from obskit.trace.http import display_url
-from sidecar.durations import ByteSize, Duration
+from obskit._durations import ByteSize, Duration
+from obskit._http import (
+    RETRYABLE_STATUS,
+    AuthConfig,
+    Credentials,
+    RetryConfig,
+    TLSConfig,
+    describe_error,
+    display_url,
+    make_client,
+    retry_after,
+)
 from sidecar.sinks.base import Batch, Sink
 from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.es_bulk import (
@@ -43,16 +53,6 @@ from sidecar.sinks.es_bulk import (
     TargetResolver,
     item_statuses,
     request_error,
-)
-from sidecar.sinks.http import (
-    RETRYABLE_STATUS,
-    AuthConfig,
-    Credentials,
-    RetryConfig,
-    TLSConfig,
-    describe_error,
-    make_client,
-    retry_after,
 )
 
 #: Request-level statuses retried as they are (credentials and permissions get fixed by an

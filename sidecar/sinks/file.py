@@ -32,8 +32,8 @@ import cramjam
 import msgspec
 import orjson
 
-from sidecar.durable import fsync_dir
-from sidecar.durations import ByteSize
+from obskit._atomic import write_atomic
+from obskit._durations import ByteSize
 from sidecar.sinks.base import Batch, Sink
 from sidecar.sinks.delivery import Outcome
 
@@ -142,20 +142,13 @@ class FileSink(Sink):
         assert self._seg is not None
         if self._journal is not None:
             self._journal.close()
-        tmp = self.dir / (JOURNAL + ".tmp")
+        path = self.dir / JOURNAL
         try:
-            with open(tmp, "wb") as fh:
-                fh.write(self._entry(self._marks))
-                fh.flush()
-                os.fsync(fh.fileno())
+            write_atomic(path, self._entry(self._marks), tmp=self.dir / (JOURNAL + ".tmp"))
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise _named(exc, tmp) from exc
-        os.replace(tmp, self.dir / JOURNAL)
-        fsync_dir(self.dir)
+            raise _named(exc, path) from exc
         self._journal_entries = 0
-        self._journal = open(self.dir / JOURNAL, "ab")  # noqa: SIM115
+        self._journal = open(path, "ab")  # noqa: SIM115
 
     def _entry(self, marks: dict[str, int]) -> bytes:
         assert self._seg is not None

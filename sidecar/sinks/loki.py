@@ -30,21 +30,21 @@ import httpx
 import msgspec
 import orjson
 
-from obskit.schema import timestamp_ns
-from obskit.trace.http import display_url
-from sidecar.durations import ByteSize, Duration
-from sidecar.sinks.base import Batch, Sink
-from sidecar.sinks.delivery import Outcome
-from sidecar.sinks.http import (
+from obskit._durations import ByteSize, Duration
+from obskit._http import (
     RETRYABLE_STATUS,
     AuthConfig,
     Credentials,
     RetryConfig,
     TLSConfig,
     describe_error,
+    display_url,
     make_client,
     retry_after,
 )
+from obskit.schema import timestamp_ns
+from sidecar.sinks.base import Batch, Sink
+from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.loki_errors import LokiError, parse_reply
 from sidecar.sinks.loki_proto import (
     SPAN_HDR,

@@ -1,34 +1,20 @@
 """The one place that touches the OS to open a log file and ask what file it is.
 
 Windows needs care: Python's ``open()`` does not pass ``FILE_SHARE_DELETE``, so while the
-sidecar held a file open the service could not rename or delete it (the failure Promtail and
-Filebeat users know: grafana/loki #3668, elastic/beats #25424). ``WindowsFiles`` opens with
-``CreateFileW`` and share-read | share-write | share-delete, then wraps the handle with
-``msvcrt.open_osfhandle``. Its OS calls are injectable so the logic is tested on Linux.
+sidecar held a file open the service could not rename or delete it. ``WindowsFiles`` opens
+through :func:`obskit._winfile.open_shared` (``CreateFileW`` with share-read | share-write |
+share-delete). Its OS calls are injectable so the logic is tested on Linux.
 """
 
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
-GENERIC_READ = 0x80000000
-FILE_SHARE_READ = 0x1
-FILE_SHARE_WRITE = 0x2
-FILE_SHARE_DELETE = 0x4
-OPEN_EXISTING = 3
-FILE_ATTRIBUTE_NORMAL = 0x80
-FILE_FLAG_SEQUENTIAL_SCAN = 0x08000000
-INVALID_HANDLE_VALUE = -1
-# What INVALID_HANDLE_VALUE looks like through a c_void_p return type (unsigned).
-_INVALID_AS_PTR = ctypes.c_void_p(-1).value
-
-# Win32 error codes -> errno, so callers handle one family of exceptions on every OS.
-_WIN_ERRNO = {2: errno.ENOENT, 3: errno.ENOENT, 5: errno.EACCES, 32: errno.EACCES}
+from obskit._winfile import WinAPI, open_shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,24 +33,6 @@ class Files(Protocol):
 
     def open_read(self, path: str) -> BinaryIO: ...
     def identify(self, f: BinaryIO) -> FileId: ...
-
-
-def share_mode() -> int:
-    """Let the writer keep writing, and rename or delete the file, while we read it."""
-    return FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
-
-
-def create_file_args(path: str) -> tuple[str, int, int, None, int, int, None]:
-    """The exact ``CreateFileW`` arguments used to open a log file for reading."""
-    return (
-        path,
-        GENERIC_READ,
-        share_mode(),
-        None,
-        OPEN_EXISTING,
-        FILE_ATTRIBUTE_NORMAL | FILE_FLAG_SEQUENTIAL_SCAN,
-        None,
-    )
 
 
 class PosixFiles:
@@ -103,38 +71,22 @@ _EPOCH_AS_FILETIME = 116444736000000000  # 1601-01-01 -> 1970-01-01 in 100 ns un
 
 
 class WindowsFiles:
-    """Windows: ``CreateFileW`` with full sharing, file index via GetFileInformationByHandle.
+    """Windows: ``CreateFileW`` with full sharing (:func:`obskit._winfile.open_shared`), file
+    index via GetFileInformationByHandle.
 
     ``kernel32`` and ``msvcrt`` default to the real ones; tests pass fakes.
     """
 
     def __init__(self, kernel32: Any = None, msvcrt: Any = None) -> None:
+        self._api = WinAPI(kernel32, msvcrt)
         if kernel32 is None:
-            kernel32 = _load_kernel32()
-            # use_last_error: ctypes saves the error right after each call, before Python
-            # code can overwrite it.
-            self._last_error: Any = ctypes.get_last_error  # type: ignore[attr-defined,unused-ignore]
-        else:
-            self._last_error = kernel32.GetLastError
-        if msvcrt is None:
-            import msvcrt as _msvcrt  # type: ignore[import-not-found,unused-ignore]
-
-            msvcrt = _msvcrt
-        self._k32 = kernel32
-        self._msvcrt = msvcrt
+            self._api.kernel32.GetFileInformationByHandle.argtypes = [
+                ctypes.c_void_p,
+                ctypes.POINTER(ByHandleFileInformation),
+            ]
 
     def open_read(self, path: str) -> BinaryIO:
-        handle = self._k32.CreateFileW(*create_file_args(path))
-        if handle is None or handle in (INVALID_HANDLE_VALUE, _INVALID_AS_PTR):
-            code = int(self._last_error())
-            raise OSError(_WIN_ERRNO.get(code, errno.EIO), f"cannot open (WinError {code})", path)
-        try:
-            fd = self._msvcrt.open_osfhandle(handle, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except BaseException:
-            self._k32.CloseHandle(handle)
-            raise
-        # From here the fd owns the handle: closing the file object closes both.
-        return os.fdopen(fd, "rb", buffering=0)
+        return open_shared(path, self._api)  # the tailer owns and closes it
 
     def identify(self, f: BinaryIO) -> FileId:
         # os.fstat, not file_information(): the folder scan identifies files with os.stat,
@@ -148,10 +100,9 @@ class WindowsFiles:
         """The file's identity straight from ``GetFileInformationByHandle`` (volume serial
         and 64-bit file index), for diagnostics and older Pythons' view of ``os.stat``."""
         info = ByHandleFileInformation()
-        handle = self._msvcrt.get_osfhandle(f.fileno())
-        if not self._k32.GetFileInformationByHandle(handle, ctypes.byref(info)):
-            code = int(self._last_error())
-            raise OSError(_WIN_ERRNO.get(code, errno.EIO), f"cannot stat (WinError {code})")
+        handle = self._api.msvcrt.get_osfhandle(f.fileno())
+        if not self._api.kernel32.GetFileInformationByHandle(handle, ctypes.byref(info)):
+            raise self._api.error("cannot stat")
         wt = (info.ftLastWriteTime.high << 32) | info.ftLastWriteTime.low
         return FileId(
             dev=info.dwVolumeSerialNumber,
@@ -160,29 +111,6 @@ class WindowsFiles:
             mtime_ns=(wt - _EPOCH_AS_FILETIME) * 100,
             nlink=info.nNumberOfLinks,
         )
-
-
-def _load_kernel32() -> Any:
-    windll = getattr(ctypes, "WinDLL", None)
-    if windll is None:
-        raise OSError("WindowsFiles needs Windows (kernel32)")
-    k32 = windll("kernel32", use_last_error=True)
-    k32.CreateFileW.restype = ctypes.c_void_p
-    k32.CreateFileW.argtypes = [
-        ctypes.c_wchar_p,
-        ctypes.c_uint32,
-        ctypes.c_uint32,
-        ctypes.c_void_p,
-        ctypes.c_uint32,
-        ctypes.c_uint32,
-        ctypes.c_void_p,
-    ]
-    k32.GetFileInformationByHandle.argtypes = [
-        ctypes.c_void_p,
-        ctypes.POINTER(ByHandleFileInformation),
-    ]
-    k32.CloseHandle.argtypes = [ctypes.c_void_p]
-    return k32
 
 
 def default_files() -> Files:

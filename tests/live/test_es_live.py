@@ -21,9 +21,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from obskit._http import AuthConfig, Credentials, RetryConfig, TLSConfig, make_client
 from sidecar.es_setup import es_setup
 from sidecar.sinks.elasticsearch import Config, ElasticsearchSink
-from sidecar.sinks.http import AuthConfig, Credentials, RetryConfig, TLSConfig, make_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sinks" / "elasticsearch"))
 from es_batches import line, make_batch

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from sidecar.sinks.http import RetryConfig
+from obskit._http import RetryConfig
 from sidecar.sinks.loki import Config, LokiSink
 from tests.sinks.loki.helpers import batch, record
 

@@ -10,6 +10,7 @@ import orjson
 import pytest
 from trace_helpers import OTHER, TRACE, es_bulk, record
 
+from obskit._http import AuthConfig
 from obskit.trace.config import ElasticsearchConfig, TraceConfig
 from obskit.trace.elasticsearch import ElasticsearchBackend
 from obskit.trace.lookup import run_lookup
@@ -109,11 +110,13 @@ def test_credentials_and_auth_errors(monkeypatch: pytest.MonkeyPatch) -> None:
             headers={"Content-Type": "application/x-ndjson", "Authorization": good},
         )
         monkeypatch.setenv("OBSKIT_ES_PASSWORD", "s3cret-pw")
-        assert lookup(es.url, username="elastic")[0] == ["handled"]
+        assert lookup(es.url, auth=AuthConfig(username="elastic"))[0] == ["handled"]
         monkeypatch.setenv("MY_KEY", "a2V5OnNlY3JldA==")
-        assert lookup(es.url, api_key_env="MY_KEY")[0] == ["handled"]
+        assert lookup(es.url, auth=AuthConfig(api_key_env="MY_KEY"))[0] == ["handled"]
         monkeypatch.setenv("OBSKIT_ES_PASSWORD", "wrong-pw")
-        cfg = TraceConfig(elasticsearch=ElasticsearchConfig(url=es.url, username="elastic"))
+        cfg = TraceConfig(
+            elasticsearch=ElasticsearchConfig(url=es.url, auth=AuthConfig(username="elastic"))
+        )
         res = run_lookup(cfg, TRACE, WINDOW)
         assert res.errors and "HTTP 401" in res.errors[0] and "credentials" in res.errors[0]
         assert "wrong-pw" not in res.errors[0]

@@ -199,7 +199,8 @@ def test_window_other_traces_and_bad_lines(tmp_path: Path) -> None:
     assert [e.message for e in found.entries] == ["inside", "bad level but still shown"]
     assert found.entries[1].problems and "OBS003" in found.entries[1].problems[0]
     assert found.outside_window == 1
-    assert found.warnings == [f"{p}:4: mentions the trace id but is not JSON"]
+    assert found.broken == [f"{p}:4: mentions the trace id but is not shown: not JSON"]
+    assert found.warnings == []
 
 
 def test_truncated_gzip_keeps_what_was_read(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import ClassVar
 import pytest
 from trace_helpers import TRACE, line, record
 
+from obskit._http import AuthConfig, TLSConfig
 from obskit.trace.config import LokiConfig, TraceConfig
 from obskit.trace.lookup import run_lookup
 from obskit.trace.model import Window
@@ -90,11 +91,11 @@ def test_tls_verification(tls_loki: tuple[str, Path]) -> None:
     assert res.errors and res.errors[0].startswith(f"loki {url}: TLS: ")
     assert "certificate" in res.errors[0].lower()
 
-    cfg = LokiConfig(url=url, mode="metadata", ca_file=str(cert))
+    cfg = LokiConfig(url=url, mode="metadata", tls=TLSConfig(ca_file=str(cert)))
     res = run_lookup(TraceConfig(loki=cfg), TRACE, WINDOW)
     assert not res.errors and [e.message for e in res.entries] == ["over tls"]
 
-    cfg = LokiConfig(url=url, mode="metadata", insecure_skip_verify=True)
+    cfg = LokiConfig(url=url, mode="metadata", tls=TLSConfig(insecure_skip_verify=True))
     res = run_lookup(TraceConfig(loki=cfg), TRACE, WINDOW)
     assert not res.errors and len(res.entries) == 1
 
@@ -106,7 +107,12 @@ def test_auth_and_tenant_headers(
     token = tmp_path / "token"
     token.write_text("tok-123\n")
     _Loki.headers_seen.clear()
-    cfg = LokiConfig(url=url, ca_file=str(cert), tenant="team-a", bearer_token_file=str(token))
+    cfg = LokiConfig(
+        url=url,
+        tls=TLSConfig(ca_file=str(cert)),
+        tenant="team-a",
+        auth=AuthConfig(bearer_token_file=str(token)),
+    )
     assert not run_lookup(TraceConfig(loki=cfg, concurrency=1), TRACE, WINDOW).errors
     h = _Loki.headers_seen[0]
     assert h["Authorization"] == "Bearer tok-123"
@@ -116,7 +122,12 @@ def test_auth_and_tenant_headers(
 
     _Loki.headers_seen.clear()
     monkeypatch.setenv("OBSKIT_LOKI_PASSWORD", "pw")
-    cfg = LokiConfig(url=url, ca_file=str(cert), username="sre", categorize_labels=False)
+    cfg = LokiConfig(
+        url=url,
+        tls=TLSConfig(ca_file=str(cert)),
+        auth=AuthConfig(username="sre"),
+        categorize_labels=False,
+    )
     assert not run_lookup(TraceConfig(loki=cfg), TRACE, WINDOW).errors
     h = _Loki.headers_seen[0]
     assert h["Authorization"] == "Basic c3JlOnB3"  # sre:pw

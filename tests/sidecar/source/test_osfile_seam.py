@@ -4,81 +4,28 @@ underneath), the POSIX branch, and the tailer driven through a fake OS layer."""
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import pytest
 
+from obskit import _winfile
 from sidecar.checkpoint import CheckpointStore
-from sidecar.source import osfile
 from sidecar.source.osfile import FileId, PosixFiles, WindowsFiles
 from sidecar.source.settings import SourceSettings
 from sidecar.source.tailer import Tailer
 from tests.sidecar.source.tailhelp import FakeClock, Reader
+from tests.winfakes import FakeKernel32, FakeMsvcrt
 
 
 def test_windows_open_flags_share_read_write_delete() -> None:
-    path, access, share, sa, disposition, flags, template = osfile.create_file_args(r"C:\x.log")
+    path, access, share, sa, disposition, flags, template = _winfile.create_file_args(r"C:\x.log")
     assert path == r"C:\x.log" and sa is None and template is None
     assert access == 0x80000000  # GENERIC_READ only: never write access to the service's file
     assert share == 0x1 | 0x2 | 0x4  # FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE
     assert disposition == 3  # OPEN_EXISTING: never create
     assert flags & 0x08000000
-
-
-class FakeKernel32:
-    """CreateFileW backed by os.open; handles are fds. Records calls."""
-
-    def __init__(self, fail_code: int | None = None, invalid: int = -1) -> None:
-        self.calls: list[tuple[Any, ...]] = []
-        self.closed: list[int] = []
-        self.fail_code = fail_code
-        self.invalid = invalid
-        self.last_error = 0
-
-    def CreateFileW(self, *args: Any) -> int:
-        self.calls.append(args)
-        if self.fail_code is not None:
-            self.last_error = self.fail_code
-            return self.invalid
-        return os.open(args[0], os.O_RDONLY)
-
-    def GetLastError(self) -> int:
-        return self.last_error
-
-    def CloseHandle(self, h: int) -> None:
-        self.closed.append(h)
-        os.close(h)
-
-    def GetFileInformationByHandle(self, h: int, ref: Any) -> int:
-        st = os.fstat(h)
-        info = ctypes.cast(ref, ctypes.POINTER(osfile.ByHandleFileInformation)).contents
-        info.dwVolumeSerialNumber = st.st_dev & 0xFFFFFFFF
-        info.nFileIndexHigh = st.st_ino >> 32
-        info.nFileIndexLow = st.st_ino & 0xFFFFFFFF
-        info.nFileSizeHigh = st.st_size >> 32
-        info.nFileSizeLow = st.st_size & 0xFFFFFFFF
-        info.nNumberOfLinks = st.st_nlink
-        ft = st.st_mtime_ns // 100 + 116444736000000000
-        info.ftLastWriteTime.high = ft >> 32
-        info.ftLastWriteTime.low = ft & 0xFFFFFFFF
-        return 1
-
-
-class FakeMsvcrt:
-    def __init__(self, fail: bool = False) -> None:
-        self.fail = fail
-
-    def open_osfhandle(self, handle: int, flags: int) -> int:
-        if self.fail:
-            raise OSError(errno.EMFILE, "too many open files")
-        assert flags & os.O_RDONLY == os.O_RDONLY
-        return handle
-
-    def get_osfhandle(self, fd: int) -> int:
-        return fd
 
 
 def test_windows_branch_opens_reads_and_identifies(tmp_path: Path) -> None:
@@ -95,7 +42,7 @@ def test_windows_branch_opens_reads_and_identifies(tmp_path: Path) -> None:
     # identify() must agree with os.stat, which the folder scan uses.
     same = wf.identify(f)
     assert (same.dev, same.ino, same.size) == (st.st_dev, st.st_ino, 6)
-    assert k32.calls[0][2] == osfile.share_mode()
+    assert k32.calls[0][2] == _winfile.share_mode()
     f.close()
 
 

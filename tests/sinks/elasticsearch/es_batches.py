@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import orjson
 
+from obskit._http import RetryConfig
 from obskit.schema import Policy, validate_chunk
 from sidecar.sinks.base import Batch
-from sidecar.sinks.http import RetryConfig
 
 FAST_RETRY = RetryConfig(initial=0.02, max=0.2, multiplier=2.0)
 

@@ -11,10 +11,10 @@ import orjson
 import pytest
 from es_batches import line, make_batch
 
+from obskit._http import AuthConfig, RetryConfig
 from sidecar.sinks.base import SinkMetrics, SinkStopped
 from sidecar.sinks.elasticsearch import Config, ElasticsearchSink
 from sidecar.sinks.es_bulk import doc_id
-from sidecar.sinks.http import AuthConfig, RetryConfig
 from tests.receivers.elasticsearch import EsReceiver
 
 Factory = Callable[..., ElasticsearchSink]

@@ -9,9 +9,9 @@ from typing import Any
 
 import orjson
 
+from obskit._http import RetryConfig
 from obskit.schema import Policy, validate_chunk
 from sidecar.sinks.base import Batch, SinkMetrics
-from sidecar.sinks.http import RetryConfig
 from sidecar.sinks.loki import Config, LokiSink
 
 _seq = itertools.count(1)

@@ -8,8 +8,8 @@ import time
 import orjson
 import pytest
 
+from obskit._http import RetryConfig
 from sidecar.sinks.base import SinkStopped
-from sidecar.sinks.http import RetryConfig
 from sidecar.sinks.loki import Config
 from tests.receivers.loki import Limits, LokiReceiver
 from tests.sinks.loki.helpers import SPAN, TRACE, batch, record, sink
