@@ -260,12 +260,20 @@ class Engine:
             self.metrics.set_file_lag(lags)
 
     def _source_warnings(self) -> None:
-        # Unreadable or unsupported files, a file shorter than its checkpoint...: each once.
+        # What the tailer learnt about files goes into the checkpoints (only the engine moves
+        # them), before this poll's acknowledgements; its events (unreadable files, lost
+        # content, ...) are counted, and logged unless they only repeat a logged failure.
         assert self.source is not None
+        for d in getattr(self.source, "discovered", list)():
+            self.checkpoints.record(d)
         for w in getattr(self.source, "warnings", list)():
             kind = str(getattr(w, "kind", "other"))
-            self.metrics.source_warnings.labels(kind).inc()
-            self.log("WARN", str(w), component="source", kind=kind)
+            self.metrics.source_event(w)
+            if getattr(w, "level", "WARN"):
+                fields = getattr(w, "fields", {})
+                self.log(
+                    getattr(w, "level", "WARN"), str(w), component="source", kind=kind, **fields
+                )
 
     def _save(self) -> None:
         self._last_save = time.monotonic()
@@ -274,7 +282,9 @@ class Engine:
             # Quarantined lines must be on disk before the checkpoint passes them.
             self.dead.flush(durable=True)
             if self.source is not None:
-                gone = self.checkpoints.forget_gone(f.file_key for f in self.source.files())
+                files = self.source.files()
+                sizes = {f.file_key: f.size for f in files}
+                gone = self.checkpoints.forget_gone(sizes, sizes)
                 if gone:
                     self._dirty = True
             if self._dirty or self.checkpoints.dirty:  # (new files are recorded at once)
@@ -316,14 +326,17 @@ class Engine:
         for w in self.workers:
             w.thread.join(max(0.5, deadline - time.monotonic()))
         self._apply_acks()
+        if self.source is not None:
+            # Closing reports the unacknowledged rest of gone files as lost: record that
+            # before the last save.
+            self.source.close()
+            self._source_warnings()
         self._save_final()
         for sink in self.sinks:
             try:
                 sink.close()
             except Exception as exc:
                 self.log("ERROR", f"closing sink {sink.name} failed", error=str(exc))
-        if self.source is not None:
-            self.source.close()
         self.dead.close()
 
     def _save_final(self) -> None:
