@@ -83,6 +83,7 @@ def describe(exc: BaseException) -> str:
 @dataclass(slots=True)
 class _Failing:
     reason: str
+    op: str
     count: int = 0
     retry_at: float = 0.0
 
@@ -111,10 +112,10 @@ class FileFaults:
         f = self._by_path.get(path)
         new_state = f is None or f.reason != reason
         if f is None:
-            f = self._by_path[path] = _Failing(reason)
+            f = self._by_path[path] = _Failing(reason, op)
             while len(self._by_path) > self.limit:
                 self._by_path.popitem(last=False)
-        f.reason = reason
+        f.reason, f.op = reason, op
         f.count += 1
         delay = min(self.first * 2 ** (f.count - 1), self.cap)
         f.retry_at = now + delay
@@ -129,11 +130,13 @@ class FileFaults:
             fields={"path": shown, "errno": reason, "op": op},
         )
 
-    def succeeded(self, path: str) -> SourceEvent | None:
-        """``path`` worked again: an INFO when it was failing."""
-        f = self._by_path.pop(path, None)
-        if f is None:
+    def succeeded(self, path: str, ops: tuple[str, ...] = ()) -> SourceEvent | None:
+        """``path`` worked again (only ``ops``, when given: an fstat that works says nothing
+        about a read that failed): an INFO when it was failing."""
+        f = self._by_path.get(path)
+        if f is None or (ops and f.op not in ops):
             return None
+        del self._by_path[path]
         shown = safe_path(path)
         return SourceEvent(
             f"{shown} is readable again (after {f.count} failed attempts, {f.reason})",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +50,9 @@ _MIN_EVENT_GAP = 0.02
 # Lines of a gone file's unacknowledged rest are counted (for the loss report at shutdown)
 # when it is at most this big; beyond, only its bytes.
 _COUNT_LINES_UP_TO = 64 << 20
+# Released gone files awaiting their acknowledgements, remembered for the loss report at
+# shutdown (beyond this many, the next start reports them from the checkpoints instead).
+_MAX_RELEASED = 10_000
 
 
 class _Wake(threading.Event):
@@ -145,8 +149,14 @@ class Tailer:
         self._faults = FileFaults()
         self._discovered: list[Discovery] = []
         self._at_risk: list[_AtRisk] = []
+        # Gone files released (read to their end) whose lines are not all acknowledged yet:
+        # key -> (path, start, size). Lost if the sidecar stops before they are.
+        self._released: dict[str, tuple[str, int, int]] = {}
         self._lost = LostTotals()
         self._folder_state = ""  # "" (readable or not scanned yet), "missing", or a reason
+        # Folders the last scan could not list: files there only look gone.
+        self._unlisted: list[str] = []
+        self._known_checked = False
         self._scans = 0
         self._first_poll = True
         self._last_poll = float("-inf")
@@ -238,6 +248,14 @@ class Tailer:
                 self._report_gone_at_close(w)
             with contextlib.suppress(OSError):
                 w.close()
+        self._files.clear()
+        self._prune_released()
+        for key, (path, start, size) in self._released.items():
+            k = self.checkpoints.known(key)
+            acked = start if k is None else k.offset
+            self._report_lost(path, size - acked, None, "gone, and the sidecar stops")
+            self._settle_key(key, path)
+        self._released.clear()
 
     def files(self) -> list[FileStatus]:
         """Tracked files with their sizes and read offsets (open or not)."""
@@ -306,9 +324,9 @@ class Tailer:
     def _fail(self, path: str, exc: OSError | UnicodeError, op: str, now: float) -> None:
         self._events.append(self._faults.failed(path, exc, op, now))
 
-    def _ok(self, path: str) -> None:
+    def _ok(self, path: str, ops: tuple[str, ...] = ()) -> None:
         if self._faults.failing(path):
-            ev = self._faults.succeeded(path)
+            ev = self._faults.succeeded(path, ops)
             if ev is not None:
                 self._events.append(ev)
 
@@ -322,6 +340,9 @@ class Tailer:
         res = scan(self.settings, self._matcher, skip)
         self._scans += 1
         self._folder(res.root_error)
+        self._unlisted = [p.path for p in res.problems if p.op == "list"]
+        if res.root_error is not None:
+            self._unlisted.append(self.settings.path)
         for p in res.problems:
             self._fail(p.path, p.error, p.op, now)
         for path, what in res.special:
@@ -374,7 +395,8 @@ class Tailer:
                     w.gone_since = now
                 if w.f is None:
                     if s is None:  # gone while its handle was closed: what is unread is lost
-                        self._risk(w, w.offset, max(w.seen_size, w.size), "gone before it was read")
+                        end = max(w.seen_size, w.size)
+                        self._risk(w, w.offset, end, "gone before it was read", gone=True)
                         del self._files[key]
                     elif (s.size != w.size or s.mtime_ns != w.mtime_ns) and self._faults.ready(
                         w.path, now
@@ -405,7 +427,7 @@ class Tailer:
         w.size = fid.size
         w.seen_size = max(w.seen_size, fid.size)
         w.mtime_ns = fid.mtime_ns
-        self._ok(w.path)
+        self._ok(w.path, ("stat",))
 
     def _truncated(self, w: WatchedFile) -> None:
         # Truncated (copy+truncate, a shrinking file) or rewritten: the content we were
@@ -437,7 +459,7 @@ class Tailer:
             f.close()
             self._fail(s.path, exc, "read", now)
             return
-        self._ok(s.path)
+        self._ok(s.path, ("open",))
         if fid.size > w.size:
             w.last_growth = now
         w.size = fid.size
@@ -674,6 +696,8 @@ class Tailer:
                 with contextlib.suppress(OSError):
                     w.close()
                 del self._files[key]
+                if len(self._released) < _MAX_RELEASED:
+                    self._released[key] = (w.path, w.start, w.size)
             elif w.drained and now - w.last_growth >= st.close_idle_after:
                 with contextlib.suppress(OSError):
                     w.close()
@@ -691,21 +715,31 @@ class Tailer:
         del self._files[w.key]
 
     # -- lost content ----------------------------------------------------------------------
-    def _risk(self, w: WatchedFile, start: int, end: int, why: str) -> None:
+    def _risk(self, w: WatchedFile, start: int, end: int, why: str, gone: bool = False) -> None:
+        # ``gone``: the file vanished (not lost if it turns up again); else it was truncated.
         if end > start:
+            devino = (w.dev, w.ino) if gone else None
             sample = Entry(0, w.sample)
-            self._at_risk.append(_AtRisk(w.key, w.path, start, end, self._scans, why, None, sample))
+            self._at_risk.append(
+                _AtRisk(w.key, w.path, start, end, self._scans, why, devino, sample)
+            )
+
+    def _blind(self, path: str) -> bool:
+        """Is ``path`` in a folder the last scan could not list (so it only looks gone)?"""
+        return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in self._unlisted)
 
     def _settle(self, seen: dict[tuple[int, int], Seen]) -> None:
         """Report what is lost of the content at risk, once a scan after it could find a
         copy (or the file itself, renamed)."""
-        if self._first_poll:
+        self._prune_released()
+        if not self._known_checked and self._folder_state == "":
+            self._known_checked = True
             self._check_known(seen)
         if not self._at_risk:
             return
         keep = []
         for r in self._at_risk:
-            if r.scan >= self._scans:
+            if r.scan >= self._scans or self._blind(r.path):
                 keep.append(r)
                 continue
             if r.devino is not None and r.devino in seen:
@@ -732,10 +766,12 @@ class Tailer:
             if k is None or k.size <= k.offset:
                 continue
             devino = devino_of_key(key)
+            why = "gone while the sidecar was away"
             if devino is not None and devino in seen:
                 other = by_devino.get(devino)
                 if other is None or other == key:
                     continue  # still there (or not identified yet)
+                devino, why = None, "replaced while the sidecar was away"
             sample = Entry(0, b"", k.head) if k.head else None
             self._at_risk.append(
                 _AtRisk(
@@ -744,10 +780,17 @@ class Tailer:
                     k.offset,
                     k.size,
                     self._scans - 1,
-                    "gone while the sidecar was away",
-                    sample=sample,
+                    why,
+                    devino,
+                    sample,
                 )
             )
+
+    def _prune_released(self) -> None:
+        for key, (_path, start, size) in list(self._released.items()):
+            k = self.checkpoints.known(key)
+            if (start if k is None else k.offset) >= size:
+                del self._released[key]
 
     def _settle_key(self, key: str, path: str) -> None:
         # Reported once: the next start must not report it again.

@@ -83,13 +83,21 @@ def run_once(
 class Sidecar:
     """A running ``obskit-sidecar run`` whose stdout (its own logs) is collected to a file."""
 
-    def __init__(self, config: Path, tmp: Path, *args: str) -> None:
+    def __init__(
+        self,
+        config: Path,
+        tmp: Path,
+        *args: str,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.out_path = tmp / f"sidecar-{time.monotonic_ns()}.out"
         self._out = open(self.out_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*SIDECAR, "run", "--config", str(config), *args],
+            [*(command or SIDECAR), "run", "--config", str(config), *args],
             stdout=self._out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
 
     def logs(self) -> list[dict[str, Any]]:
