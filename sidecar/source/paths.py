@@ -196,6 +196,11 @@ def _examine(
         return
     if st is None or stat.S_ISDIR(st.st_mode):
         return  # vanished meanwhile, or a link to a folder
+    if st.st_ino == 0 and sys.platform == "win32":
+        # os.stat fell back to the directory entry (no file index): the file is being
+        # deleted (delete pending while someone, maybe we, holds it) or opened exclusively.
+        # It has no identity to follow now; the next scan looks again.
+        return
     if not stat.S_ISREG(st.st_mode):
         what = "FIFO" if stat.S_ISFIFO(st.st_mode) else "socket or device"
         res.special.append((path, what))

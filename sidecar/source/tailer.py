@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from obskit._names import safe_path
@@ -26,7 +25,6 @@ from sidecar.source.fswatch import FsWakeup
 from sidecar.source.identity import (
     Decision,
     Discovery,
-    Entry,
     KnownFiles,
     Lineage,
     Probe,
@@ -34,11 +32,10 @@ from sidecar.source.identity import (
     Tracked,
     Unsupported,
     Wait,
-    devino_of_key,
-    fingerprint_of_key,
     head_digest,
     identify,
 )
+from sidecar.source.losses import Losses, LostTotals
 from sidecar.source.osfile import FileId, Files, default_files, read_at
 from sidecar.source.paths import PathMatcher, ScanResult, Seen, scan
 from sidecar.source.settings import SourceSettings
@@ -50,9 +47,6 @@ _MIN_EVENT_GAP = 0.02
 # Lines of a gone file's unacknowledged rest are counted (for the loss report at shutdown)
 # when it is at most this big; beyond, only its bytes.
 _COUNT_LINES_UP_TO = 64 << 20
-# Released gone files awaiting their acknowledgements, remembered for the loss report at
-# shutdown (beyond this many, the next start reports them from the checkpoints instead).
-_MAX_RELEASED = 10_000
 
 
 class _Wake(threading.Event):
@@ -83,36 +77,6 @@ class FileStatus:
     open: bool
     gone: bool
     encoding: str
-
-
-@dataclass(slots=True, frozen=True)
-class LostTotals:
-    """Content the source could not read, since start: ``bytes``, the ``lines`` among them
-    that could be counted, in how many ``events``, of which ``lines_unknown`` without a line
-    count (the bytes were never read: a file deleted before it was opened, a truncation)."""
-
-    bytes: int = 0
-    lines: int = 0
-    events: int = 0
-    lines_unknown: int = 0
-
-
-@dataclass(slots=True)
-class _AtRisk:
-    """Content of ``key`` from ``start`` to ``end`` that may be lost: the file is gone, or was
-    truncated, before it was read (or acknowledged) that far. Settled at the first full scan
-    after ``scan``: not lost when the file is still there (``devino``, for a file that only
-    vanished from under an open), or as far as a copy with the same start (``sample``) holds
-    the bytes."""
-
-    key: str
-    path: str
-    start: int
-    end: int
-    scan: int
-    why: str
-    devino: tuple[int, int] | None = None
-    sample: Entry | None = None
 
 
 class Tailer:
@@ -148,15 +112,10 @@ class Tailer:
         self._told: dict[str, set[str]] = {}  # path -> kinds of one-time warnings given
         self._faults = FileFaults()
         self._discovered: list[Discovery] = []
-        self._at_risk: list[_AtRisk] = []
-        # Gone files released (read to their end) whose lines are not all acknowledged yet:
-        # key -> (path, start, size). Lost if the sidecar stops before they are.
-        self._released: dict[str, tuple[str, int, int]] = {}
-        self._lost = LostTotals()
+        self._losses = Losses(checkpoints, self._events, self._discovered)
         self._folder_state = ""  # "" (readable or not scanned yet), "missing", or a reason
         # Folders the last scan could not list: files there only look gone.
         self._unlisted: list[str] = []
-        self._known_checked = False
         self._scans = 0
         self._first_poll = True
         self._last_poll = float("-inf")
@@ -201,7 +160,9 @@ class Tailer:
         self._refresh(seen, now)
         if res is not None and seen is not None:
             self._discover(seen, now)
-            self._settle(seen)
+            self._losses.settle(
+                seen, self._files.values(), self._scans, self._unlisted, not self._folder_state
+            )
             present = res.listed | {w.path for w in self._files.values()}
             self._faults.keep_only(present)
             for p in [p for p in self._told if p not in present and p != self.settings.path]:
@@ -249,13 +210,7 @@ class Tailer:
             with contextlib.suppress(OSError):
                 w.close()
         self._files.clear()
-        self._prune_released()
-        for key, (path, start, size) in self._released.items():
-            k = self.checkpoints.known(key)
-            acked = start if k is None else k.offset
-            self._report_lost(path, size - acked, None, "gone, and the sidecar stops")
-            self._settle_key(key, path)
-        self._released.clear()
+        self._losses.close()
 
     def files(self) -> list[FileStatus]:
         """Tracked files with their sizes and read offsets (open or not)."""
@@ -278,7 +233,8 @@ class Tailer:
         Each is a :class:`SourceEvent` (its message, ``kind``, ``level``, ``reason``,
         ``fields``); an event with an empty ``level`` is only counted (a repeated failure
         of a path whose failure was already logged)."""
-        out, self._events = self._events, []
+        out = self._events[:]
+        self._events.clear()  # (in place: the loss ledger appends to the same list)
         return out
 
     def discovered(self) -> list[Discovery]:
@@ -286,7 +242,8 @@ class Tailer:
         ``CheckpointStore.record`` (in order, before the acknowledgements of this poll's
         chunks): a new file's identity, first-bytes digest, origin and, for a new original,
         its start offset; the final size of a released gone file; a loss settled."""
-        out, self._discovered = self._discovered, []
+        out = self._discovered[:]
+        self._discovered.clear()
         return out
 
     def health(self) -> list[str]:
@@ -305,8 +262,8 @@ class Tailer:
 
     @property
     def lost(self) -> LostTotals:
-        """Content reported lost since start (see :class:`LostTotals`)."""
-        return self._lost
+        """Content reported lost since start (see ``losses.py``): bytes, lines where known."""
+        return self._losses.totals
 
     @property
     def fs_events_active(self) -> bool:
@@ -395,8 +352,7 @@ class Tailer:
                     w.gone_since = now
                 if w.f is None:
                     if s is None:  # gone while its handle was closed: what is unread is lost
-                        end = max(w.seen_size, w.size)
-                        self._risk(w, w.offset, end, "gone before it was read", gone=True)
+                        self._losses.gone(w, self._scans)
                         del self._files[key]
                     elif (s.size != w.size or s.mtime_ns != w.mtime_ns) and self._faults.ready(
                         w.path, now
@@ -433,8 +389,9 @@ class Tailer:
         # Truncated (copy+truncate, a shrinking file) or rewritten: the content we were
         # following is gone; what is there now is a new file, read from 0. What we had not
         # read of the old content is lost, unless a copy holds it.
-        self._risk(w, w.offset, w.size, "truncated before it was read")
-        w.close()
+        self._losses.truncated(w, self._scans)
+        with contextlib.suppress(OSError):
+            w.close()
         del self._files[w.key]
 
     def _reopen(self, w: WatchedFile, s: Seen, now: float) -> None:
@@ -472,7 +429,7 @@ class Tailer:
                 size, _ = self._pending.pop(devino)
                 path = self._pending_paths.pop(devino, "")
                 if size:  # only a first line without its newline, and it is gone
-                    self._report_lost(path, size, 1, "gone before its first line was complete")
+                    self._losses.report(path, size, 1, "gone before its first line was complete")
         for devino, s in seen.items():
             if devino in tracked:
                 continue
@@ -489,18 +446,7 @@ class Tailer:
             f = self._os.open_read(s.path)
         except FileNotFoundError:
             # Gone between the scan and the open: lost unless it was only renamed.
-            if s.size:
-                self._at_risk.append(
-                    _AtRisk(
-                        "",
-                        s.path,
-                        0,
-                        s.size,
-                        self._scans,
-                        "gone before it was opened",
-                        devino=(s.dev, s.ino),
-                    )
-                )
+            self._losses.vanished(s.path, (s.dev, s.ino), s.size, self._scans)
             return
         except OSError as exc:
             self._fail(s.path, exc, "open", now)
@@ -571,6 +517,20 @@ class Tailer:
             known.path, known.gone_since = s.path, None
             return False
         assert isinstance(d, Start)
+        self._follow(d, s, f, fid, head, stale, now)
+        return True
+
+    def _follow(
+        self,
+        d: Start,
+        s: Seen,
+        f: BinaryIO,
+        fid: FileId,
+        head: bytes,
+        stale: tuple[int, float] | None,
+        now: float,
+    ) -> None:
+        """Track the file from where ``d`` says, and report it for the checkpoints."""
         if d.why == "truncated_while_away":
             self._truncated_while_away(d, s, fid, head)
         offset = d.offset if d.offset is not None else self._last_line_start(fid.size, f)
@@ -592,17 +552,11 @@ class Tailer:
         if stale is not None:
             w.partial_size, w.partial_since = stale  # its timeout already ran while pending
         w.id_key = d.origin
-        self._discovered.append(
-            Discovery(
-                d.key,
-                s.path,
-                head=(len(head), head_digest(head)),
-                origin=d.origin if d.origin != d.key else "",
-                advance_to=offset if d.record_start else None,
-            )
-        )
+        origin = d.origin if d.origin != d.key else ""
+        advance = offset if d.record_start else None
+        head_id = (len(head), head_digest(head))
+        self._discovered.append(Discovery(d.key, s.path, head_id, origin, advance))
         self._files[d.key] = w
-        return True
 
     def _truncated_while_away(self, d: Start, s: Seen, fid: FileId, head: bytes) -> None:
         shown = safe_path(s.path)
@@ -616,21 +570,8 @@ class Tailer:
         )
         # Its remembered read position is past the end now; it would skip the file.
         self._lineage.forget(d.fp, head)
-        k = self.checkpoints.known(d.key)
-        if k is not None and d.saved is not None and k.size > d.saved:
-            # The old content past the checkpoint was never acknowledged.
-            sample = Entry(0, b"", k.head) if k.head else None
-            self._at_risk.append(
-                _AtRisk(
-                    d.key,
-                    s.path,
-                    d.saved,
-                    k.size,
-                    self._scans - 1,
-                    "truncated while the sidecar was away",
-                    sample=sample,
-                )
-            )
+        if d.saved is not None:
+            self._losses.truncated_while_away(d.key, s.path, d.saved, self._scans)
 
     def _last_line_start(self, size: int, fh: BinaryIO) -> int:
         # Start after the last complete line so a half-written line is not emitted as a
@@ -696,8 +637,7 @@ class Tailer:
                 with contextlib.suppress(OSError):
                     w.close()
                 del self._files[key]
-                if len(self._released) < _MAX_RELEASED:
-                    self._released[key] = (w.path, w.start, w.size)
+                self._losses.released(w)
             elif w.drained and now - w.last_growth >= st.close_idle_after:
                 with contextlib.suppress(OSError):
                     w.close()
@@ -708,99 +648,16 @@ class Tailer:
         self._fail(w.path, exc, op, now)
         if w.gone_since is None or self._files.get(w.key) is not w:
             return
-        self._report_lost(w.path, max(0, w.size - w.offset), None, "gone and unreadable")
-        self._settle_key(w.key, w.path)
+        self._losses.report(w.path, max(0, w.size - w.offset), None, "gone and unreadable", w.key)
         with contextlib.suppress(OSError):
             w.close()
         del self._files[w.key]
 
-    # -- lost content ----------------------------------------------------------------------
-    def _risk(self, w: WatchedFile, start: int, end: int, why: str, gone: bool = False) -> None:
-        # ``gone``: the file vanished (not lost if it turns up again); else it was truncated.
-        if end > start:
-            devino = (w.dev, w.ino) if gone else None
-            sample = Entry(0, w.sample)
-            self._at_risk.append(
-                _AtRisk(w.key, w.path, start, end, self._scans, why, devino, sample)
-            )
-
-    def _blind(self, path: str) -> bool:
-        """Is ``path`` in a folder the last scan could not list (so it only looks gone)?"""
-        return any(path == d or path.startswith(d.rstrip(os.sep) + os.sep) for d in self._unlisted)
-
-    def _settle(self, seen: dict[tuple[int, int], Seen]) -> None:
-        """Report what is lost of the content at risk, once a scan after it could find a
-        copy (or the file itself, renamed)."""
-        self._prune_released()
-        if not self._known_checked and self._folder_state == "":
-            self._known_checked = True
-            self._check_known(seen)
-        if not self._at_risk:
-            return
-        keep = []
-        for r in self._at_risk:
-            if r.scan >= self._scans or self._blind(r.path):
-                keep.append(r)
-                continue
-            if r.devino is not None and r.devino in seen:
-                continue  # renamed, not gone: it is read under its new name
-            carried = 0
-            if r.sample is not None and r.key:
-                fp = fingerprint_of_key(r.key)
-                for w in self._files.values():
-                    if w.key != r.key and w.fp == fp and r.sample.matches(w.sample):
-                        carried = max(carried, w.size)
-            lost = r.end - max(r.start, carried)
-            if lost > 0:
-                self._report_lost(r.path, lost, None, r.why)
-                if r.key:
-                    self._settle_key(r.key, r.path)
-        self._at_risk = keep
-
-    def _check_known(self, seen: dict[tuple[int, int], Seen]) -> None:
-        """At start: checkpointed files gone (or replaced) while the sidecar was away, with
-        bytes past their checkpoint that were never acknowledged."""
-        by_devino = {(w.dev, w.ino): w.key for w in self._files.values()}
-        for key in self.checkpoints.file_keys():
-            k = self.checkpoints.known(key)
-            if k is None or k.size <= k.offset:
-                continue
-            devino = devino_of_key(key)
-            why = "gone while the sidecar was away"
-            if devino is not None and devino in seen:
-                other = by_devino.get(devino)
-                if other is None or other == key:
-                    continue  # still there (or not identified yet)
-                devino, why = None, "replaced while the sidecar was away"
-            sample = Entry(0, b"", k.head) if k.head else None
-            self._at_risk.append(
-                _AtRisk(
-                    key,
-                    k.path,
-                    k.offset,
-                    k.size,
-                    self._scans - 1,
-                    why,
-                    devino,
-                    sample,
-                )
-            )
-
-    def _prune_released(self) -> None:
-        for key, (_path, start, size) in list(self._released.items()):
-            k = self.checkpoints.known(key)
-            if (start if k is None else k.offset) >= size:
-                del self._released[key]
-
-    def _settle_key(self, key: str, path: str) -> None:
-        # Reported once: the next start must not report it again.
-        k = self.checkpoints.known(key)
-        if k is not None:
-            self._discovered.append(Discovery(key, path, size=k.offset))
-
+    # -- lost content at stop (the rest is in losses.py) -----------------------------------
     def _report_gone_at_close(self, w: WatchedFile) -> None:
-        k = self.checkpoints.known(w.key)
-        acked = w.start if k is None else k.offset
+        # Its unacknowledged rest cannot be read after a restart; counted while the handle
+        # is still here.
+        acked = self._losses.acked(w)
         size = w.size
         with contextlib.suppress(OSError):
             assert w.f is not None
@@ -808,8 +665,7 @@ class Tailer:
         if size <= acked:
             return
         lines = self._count_lines(w, acked, size)
-        self._report_lost(w.path, size - acked, lines, "gone, and the sidecar stops")
-        self._settle_key(w.key, w.path)
+        self._losses.report(w.path, size - acked, lines, "gone, and the sidecar stops", w.key)
 
     def _count_lines(self, w: WatchedFile, start: int, end: int) -> int | None:
         """Lines in ``[start, end)`` of an open file (a last line without its newline counts),
@@ -828,24 +684,3 @@ class Tailer:
         except OSError:
             return None
         return lines + (last != b"\n")
-
-    def _report_lost(self, path: str, nbytes: int, lines: int | None, why: str) -> None:
-        shown = safe_path(path)
-        what = f"{lines} lines" if lines is not None else "line count unknown"
-        self._events.append(
-            SourceEvent(
-                f"lost {nbytes} bytes ({what}) of {shown}: {why}",
-                "lost",
-                fields={"path": shown, "bytes": nbytes, "lines": lines, "why": why},
-                lost_bytes=nbytes,
-                lost_lines=lines,
-            )
-        )
-        t = self._lost
-        self._lost = replace(
-            t,
-            bytes=t.bytes + nbytes,
-            lines=t.lines + (lines or 0),
-            events=t.events + 1,
-            lines_unknown=t.lines_unknown + (lines is None),
-        )

@@ -373,3 +373,28 @@ def test_odd_names_are_read_and_shown_escaped(
     shown = [e.fields["path"] for e in events(t, "error")]
     assert shown and all(s.isprintable() and "\x1b" not in s for s in shown)
     t.close()
+
+
+def test_windows_delete_pending_file_is_skipped_quietly(
+    logdir: Path, store: CheckpointStore, settings: SourceSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Windows a file deleted while a handle is open stays listed ("delete pending") and
+    os.stat reports it from its directory entry, without a file index (st_ino 0): neither a
+    file to follow nor an error to report."""
+    from sidecar.source import paths
+
+    (logdir / "pending.log").write_bytes(numbered(0, 3))
+    (logdir / "live.log").write_bytes(numbered(10, 13))
+    real = paths.stat_path
+
+    def stat_path(path: str) -> os.stat_result | None:
+        st = real(path)
+        if st is not None and path.endswith("pending.log"):
+            return os.stat_result((st.st_mode, 0, *tuple(st)[2:]))
+        return st
+
+    monkeypatch.setattr(paths, "stat_path", stat_path)
+    monkeypatch.setattr(paths.sys, "platform", "win32")
+    res = paths.scan(settings, paths.PathMatcher(settings.include, settings.exclude))
+    assert [Path(s.path).name for s in res.found.values()] == ["live.log"]
+    assert res.problems == [] and res.special == []
