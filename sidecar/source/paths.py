@@ -81,9 +81,9 @@ def _bracket(pat: str, i: int) -> tuple[str, int] | None:
     return f"[{body}]", j + 1
 
 
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A ``/``-separated glob as a regex: ``*`` and ``?`` within one folder, ``**`` across
-    folders (``**/`` also matches no folder at all), ``[...]`` classes."""
+def glob_regex(pattern: str) -> str:
+    """A ``/``-separated glob as a regex (without anchors): ``*`` and ``?`` within one folder,
+    ``**`` across folders (``**/`` also matches no folder at all), ``[...]`` classes."""
     out: list[str] = []
     i = 0
     while i < len(pattern):
@@ -106,7 +106,33 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(c))
             i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
+    return "".join(out)
+
+
+class _Globs:
+    """Patterns matched at once: those without ``/`` against the name, the others against
+    the relative path (one regex each)."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        names: list[str] = []
+        rels: list[str] = []
+        for p in patterns:
+            p = _norm(p.replace("\\", "/") if sys.platform == "win32" else p)
+            (rels if "/" in p else names).append(glob_regex(p.lstrip("/")))
+        self.name = _alternation(names)
+        self.rel = _alternation(rels)
+
+    def hit(self, name: str, rel: str) -> bool:
+        return bool(
+            (self.name is not None and self.name.match(name))
+            or (self.rel is not None and self.rel.match(rel))
+        )
+
+
+def _alternation(regexes: list[str]) -> re.Pattern[str] | None:
+    if not regexes:
+        return None
+    return re.compile("(?:" + "|".join(f"(?:{r})" for r in regexes) + r")\Z", re.DOTALL)
 
 
 class PathMatcher:
@@ -114,28 +140,15 @@ class PathMatcher:
     with ``/`` the path relative to the source folder (``/``-separated)."""
 
     def __init__(self, include: list[str], exclude: list[str]) -> None:
-        self._include = [self._compile(p) for p in include]
-        self._exclude = [self._compile(p) for p in exclude]
-
-    @staticmethod
-    def _compile(pattern: str) -> tuple[bool, re.Pattern[str]]:
-        p = _norm(pattern.replace("\\", "/") if sys.platform == "win32" else pattern)
-        return "/" in p, glob_regex(p.lstrip("/"))
+        self._include = _Globs(include)
+        self._exclude = _Globs(exclude)
 
     def __call__(self, name: str, rel: str | None = None) -> bool:
         """Does the file ``name`` (at ``rel``, relative to the folder; default: ``name``)
         match?"""
         n = _norm(name)
         r = n if rel is None else _norm(rel)
-
-        def hit(pats: list[tuple[bool, re.Pattern[str]]]) -> bool:
-            return any(rx.match(r if has_slash else n) for has_slash, rx in pats)
-
-        return hit(self._include) and not hit(self._exclude)
-
-
-def _rel(root: str, path: str) -> str:
-    return os.path.relpath(path, root).replace(os.sep, "/")
+        return self._include.hit(n, r) and not self._exclude.hit(n, r)
 
 
 def scan(
@@ -150,9 +163,9 @@ def scan(
     ``skip(path)``: leave this entry alone for now (its back-off has not run out)."""
     res = ScanResult()
     root = settings.path
-    stack = [root]
+    stack = [(root, "")]  # (folder, its path relative to root with "/", ending in "/")
     while stack:
-        folder = stack.pop()
+        folder, rel = stack.pop()
         try:
             with os.scandir(folder) as it:
                 entries = list(it)
@@ -164,17 +177,17 @@ def scan(
             continue
         entries.sort(key=lambda e: e.name)
         for entry in entries:
-            _examine(entry, root, settings, matcher, skip, stack, res)
+            _examine(entry, rel, settings, matcher, skip, stack, res)
     return res
 
 
 def _examine(
     entry: os.DirEntry[str],
-    root: str,
+    rel: str,
     settings: SourceSettings,
     matcher: PathMatcher,
     skip: Callable[[str], bool],
-    stack: list[str],
+    stack: list[tuple[str, str]],
     res: ScanResult,
 ) -> None:
     path = entry.path
@@ -184,9 +197,9 @@ def _examine(
     try:
         if entry.is_dir(follow_symlinks=False):
             if settings.recursive:
-                stack.append(path)
+                stack.append((path, f"{rel}{entry.name}/"))
             return
-        if not matcher(entry.name, _rel(root, path)):
+        if not matcher(entry.name, rel + entry.name):
             return
         if not settings.follow_symlinks and entry.is_symlink():
             return
