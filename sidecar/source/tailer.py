@@ -465,7 +465,11 @@ class Tailer:
                 tracked=self._files,
                 at_end=self._first_poll and self.settings.start_at == "end",
             )
-            keep = self._apply(decision, s, f, fid, head, stale, now)
+            if isinstance(decision, Start):
+                self._follow(decision, s, f, fid, head, stale, now)
+                keep = True
+            else:
+                self._skip(decision, s)
             self._ok(s.path)
         except OSError as exc:
             self._fail(s.path, exc, "read", now)
@@ -489,36 +493,25 @@ class Tailer:
             stale = True
         return Probe(fid.dev, fid.ino, fid.size, head, stale), pend
 
-    def _apply(
-        self,
-        d: Decision,
-        s: Seen,
-        f: BinaryIO,
-        fid: FileId,
-        head: bytes,
-        stale: tuple[int, float] | None,
-        now: float,
-    ) -> bool:
-        """Follow the file as decided; True when its handle is kept. ``stale``: the pending
-        state of a file identified by a first line without its newline."""
+    def _skip(self, d: Decision, s: Seen) -> None:
+        """A file not to follow (now): waiting for its first line, unsupported, or already
+        followed."""
         if isinstance(d, Wait):
-            return False
-        self._pending.pop((s.dev, s.ino), None)
-        self._pending_paths.pop((s.dev, s.ino), None)
+            return
+        self._forget_pending(s)
         if isinstance(d, Unsupported):
             self._tell(
                 s.path,
                 "unsupported_encoding",
                 f"{safe_path(s.path)}: {d.what} file is not tailed (exclude it, or write UTF-8)",
             )
-            return False
-        if isinstance(d, Tracked):
+        elif isinstance(d, Tracked):
             known = self._files[d.key]
             known.path, known.gone_since = s.path, None
-            return False
-        assert isinstance(d, Start)
-        self._follow(d, s, f, fid, head, stale, now)
-        return True
+
+    def _forget_pending(self, s: Seen) -> None:
+        self._pending.pop((s.dev, s.ino), None)
+        self._pending_paths.pop((s.dev, s.ino), None)
 
     def _follow(
         self,
@@ -530,7 +523,10 @@ class Tailer:
         stale: tuple[int, float] | None,
         now: float,
     ) -> None:
-        """Track the file from where ``d`` says, and report it for the checkpoints."""
+        """Track the file from where ``d`` says, and report it for the checkpoints.
+        ``stale``: the pending state of a file identified by a first line without its
+        newline (its partial-line timeout already ran)."""
+        self._forget_pending(s)
         if d.why == "truncated_while_away":
             self._truncated_while_away(d, s, fid, head)
         offset = d.offset if d.offset is not None else self._last_line_start(fid.size, f)

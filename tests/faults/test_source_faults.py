@@ -37,6 +37,7 @@ from tests.sidecar.engine.enginehelp import (
     line,
     quarantined,
     run_once,
+    sidecars_fixture,  # noqa: F401
     wait_for,
     write_config,
 )
@@ -44,12 +45,13 @@ from tests.sidecar.engine.enginehelp import (
 FAULTY = [sys.executable, str(Path(__file__).with_name("faulty_files.py"))]
 
 
-@pytest.fixture
-def sidecars() -> Iterator[list[Sidecar]]:
-    started: list[Sidecar] = []
-    yield started
-    for s in started:
-        s.close()
+def injected(tmp: Path, name: str, op: str, code: str, at: int = 0) -> tuple[Path, dict[str, str]]:
+    """The flag file and the environment for ``faulty_files.py``: ``op`` on the file ``name``
+    fails with ``code`` (reads from byte ``at``) while the flag exists."""
+    flag = tmp / "fault.flag"
+    flag.touch()
+    spec = json.dumps({name: [op, code, at]})
+    return flag, {"OBSKIT_FAULT_FILES": spec, "OBSKIT_FAULT_FLAG": str(flag)}
 
 
 def lines(a: int, b: int, **extra: Any) -> bytes:
@@ -86,6 +88,23 @@ def start(cfg: Path, tmp: Path, sidecars: list[Sidecar], **kw: Any) -> tuple[Sid
     return s, "http://" + s.address()
 
 
+def ship_beside_fault(
+    cfg: Path, tmp: Path, sidecars: list[Sidecar], healthy: int, reason: str, **kw: Any
+) -> dict[str, Any]:
+    """Run the sidecar until the ``healthy`` numbered lines (0..healthy-1) already in the
+    folder arrive and ``obskit_sidecar_source_errors_total{reason}`` moved; stop it; check
+    each line arrived once; return the one source WARN."""
+    s, base = start(cfg, tmp, sidecars, **kw)
+    metric_name = f'obskit_sidecar_source_errors_total{{reason="{reason}"}}'
+    wait_for(lambda: len(archived(tmp)) >= healthy, what="the healthy lines")
+    wait_for(lambda: metric(base, metric_name) >= 1, what=f"the {reason} metric")
+    assert s.signal(signal.SIGTERM) == 0
+    assert seqs(tmp) == Counter(range(healthy))
+    (w,) = warns(s.logs(), "error")
+    assert w["errno"] == reason
+    return w
+
+
 # -- faults of one file or entry ------------------------------------------------------------
 
 
@@ -94,13 +113,8 @@ def test_symlink_loop_in_the_log_folder(tmp_path: Path, sidecars: list[Sidecar])
     logs = tmp_path / "logs"
     os.symlink("self.log", logs / "self.log")  # ln -s self.log self.log: exited 1 before
     (logs / "app.log").write_bytes(lines(0, 500))
-    s, base = start(cfg, tmp_path, sidecars)
-    wait_for(lambda: len(archived(tmp_path)) >= 500, what="the healthy file")
-    assert metric(base, 'obskit_sidecar_source_errors_total{reason="ELOOP"}') >= 1
-    assert s.signal(signal.SIGTERM) == 0
-    assert seqs(tmp_path) == Counter(range(500))
-    (w,) = warns(s.logs(), "error")
-    assert w["errno"] == "ELOOP" and w["path"] == str(logs / "self.log")
+    w = ship_beside_fault(cfg, tmp_path, sidecars, 500, "ELOOP")
+    assert w["path"] == str(logs / "self.log") and w["op"] == "stat"
     assert "symbolic links" in w["message"] and "self.log" in w["message"]
 
 
@@ -136,13 +150,8 @@ def test_fifo_in_the_log_folder(tmp_path: Path, sidecars: list[Sidecar]) -> None
     logs = tmp_path / "logs"
     os.mkfifo(logs / "pipe.log")  # opening it for reading would block forever
     (logs / "app.log").write_bytes(lines(0, 200))
-    s, base = start(cfg, tmp_path, sidecars)
-    wait_for(lambda: len(archived(tmp_path)) >= 200, what="the healthy file")
-    assert metric(base, 'obskit_sidecar_source_errors_total{reason="ENXIO"}') >= 1
-    assert s.signal(signal.SIGTERM) == 0
-    assert seqs(tmp_path) == Counter(range(200))
-    (w,) = warns(s.logs(), "error")
-    assert w["errno"] == "ENXIO" and "pipe.log" in w["message"] and "FIFO" in w["message"]
+    w = ship_beside_fault(cfg, tmp_path, sidecars, 200, "ENXIO")
+    assert "pipe.log" in w["message"] and "FIFO" in w["message"]
 
 
 def test_sub_folder_that_cannot_be_listed(tmp_path: Path, sidecars: list[Sidecar]) -> None:
@@ -159,13 +168,8 @@ def test_sub_folder_that_cannot_be_listed(tmp_path: Path, sidecars: list[Sidecar
     os.close(fd)
     (logs / "app.log").write_bytes(lines(0, 100))
     (logs / "deep" / "b.log").write_bytes(lines(100, 200))
-    s, base = start(cfg, tmp_path, sidecars)
-    wait_for(lambda: len(archived(tmp_path)) >= 200, what="the healthy files")
-    assert metric(base, 'obskit_sidecar_source_errors_total{reason="ENAMETOOLONG"}') >= 1
-    assert s.signal(signal.SIGTERM) == 0
-    assert seqs(tmp_path) == Counter(range(200))
-    (w,) = warns(s.logs(), "error")
-    assert w["errno"] == "ENAMETOOLONG" and w["op"] == "list"
+    w = ship_beside_fault(cfg, tmp_path, sidecars, 200, "ENAMETOOLONG")
+    assert w["op"] == "list" and w["path"].startswith(str(logs / "deep"))
     shutil.rmtree(logs / "deep", ignore_errors=True)
 
 
@@ -174,14 +178,9 @@ def test_io_error_while_reading_one_file(tmp_path: Path, sidecars: list[Sidecar]
     whole meanwhile; when the disk recovers the file is read from where it was."""
     cfg = write_config(tmp_path)
     logs = tmp_path / "logs"
-    flag = tmp_path / "fault.flag"
-    flag.touch()
+    flag, env = injected(tmp_path, "bad.log", "read", "EIO", at=2048)
     (logs / "bad.log").write_bytes(lines(0, 300))
     (logs / "good.log").write_bytes(lines(1000, 1300))
-    env = {
-        "OBSKIT_FAULT_FILES": json.dumps({"bad.log": ["read", "EIO", 2048]}),
-        "OBSKIT_FAULT_FLAG": str(flag),
-    }
     s, base = start(cfg, tmp_path, sidecars, command=FAULTY, env=env)
     wait_for(lambda: len(archived(tmp_path)) >= 300, what="the healthy file")
     wait_for(lambda: bool(warns(s.logs(), "error")), what="the EIO warning")
@@ -204,24 +203,11 @@ def test_open_refused_on_one_file(tmp_path: Path, sidecars: list[Sidecar], code:
     file's place between the scan and the open), through the Files seam."""
     cfg = write_config(tmp_path)
     logs = tmp_path / "logs"
-    flag = tmp_path / "fault.flag"
-    flag.touch()
-    (logs / "locked.log").write_bytes(lines(0, 50))
-    (logs / "good.log").write_bytes(lines(1000, 1200))
-    env = {
-        "OBSKIT_FAULT_FILES": json.dumps({"locked.log": ["open", code, 0]}),
-        "OBSKIT_FAULT_FLAG": str(flag),
-    }
-    s, base = start(cfg, tmp_path, sidecars, command=FAULTY, env=env)
-    wait_for(lambda: len(archived(tmp_path)) >= 200, what="the healthy file")
-    wait_for(
-        lambda: metric(base, f'obskit_sidecar_source_errors_total{{reason="{code}"}}') >= 1,
-        what="the error metric",
-    )
-    assert s.signal(signal.SIGTERM) == 0
-    assert seqs(tmp_path) == Counter(range(1000, 1200))
-    (w,) = warns(s.logs(), "error")
-    assert w["errno"] == code and w["path"] == str(logs / "locked.log") and w["op"] == "open"
+    _flag, env = injected(tmp_path, "locked.log", "open", code)
+    (logs / "locked.log").write_bytes(lines(10_000, 10_050))
+    (logs / "good.log").write_bytes(lines(0, 200))
+    w = ship_beside_fault(cfg, tmp_path, sidecars, 200, code, command=FAULTY, env=env)
+    assert w["path"] == str(logs / "locked.log") and w["op"] == "open"
 
 
 # -- the source folder ------------------------------------------------------------------------

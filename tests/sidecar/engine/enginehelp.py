@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import yaml
 
 SIDECAR = [sys.executable, "-c", "from sidecar.cli import main; main()"]
@@ -132,6 +134,15 @@ class Sidecar:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         self._out.close()
+
+
+@pytest.fixture(name="sidecars")
+def sidecars_fixture() -> Iterator[list[Sidecar]]:
+    """Sidecar processes started by a test; killed at the end if still running."""
+    started: list[Sidecar] = []
+    yield started
+    for s in started:
+        s.close()
 
 
 def wait_for(pred: Any, timeout: float = 30, what: str = "condition") -> None:
