@@ -76,7 +76,10 @@ def child_tail(path: Path, max_bytes: int) -> dict[str, float]:
         polls = 0
         while nbytes < size:
             polls += 1
-            for c in tailer.poll(max_bytes):
+            chunks = tailer.poll(max_bytes)
+            for d in tailer.discovered():
+                store.record(d)
+            for c in chunks:
                 lines += c.data.count(b"\n")  # what the engine's split costs is not ours
                 nbytes = max(nbytes, c.end)
                 store.advance(c.file_key, c.end, c.path)

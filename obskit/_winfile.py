@@ -29,8 +29,18 @@ INVALID_HANDLE_VALUE: Final = -1
 # What INVALID_HANDLE_VALUE looks like through a c_void_p return type (unsigned).
 _INVALID_AS_PTR: Final = ctypes.c_void_p(-1).value
 
-# Win32 error codes -> errno, so callers handle one family of exceptions on every OS.
-WIN_ERRNO: Final = {2: errno.ENOENT, 3: errno.ENOENT, 5: errno.EACCES, 32: errno.EACCES}
+# Win32 error codes -> errno, so callers handle one family of exceptions on every OS (and the
+# sidecar's source error counter has the same reasons): file/path not found, access denied,
+# sharing violation, name too long, delete pending, a symbolic link that cannot be resolved.
+WIN_ERRNO: Final = {
+    2: errno.ENOENT,
+    3: errno.ENOENT,
+    5: errno.EACCES,
+    32: errno.EACCES,
+    206: errno.ENAMETOOLONG,
+    303: errno.ENOENT,
+    1921: errno.ELOOP,
+}
 
 
 def share_mode() -> int:

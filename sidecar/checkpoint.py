@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import msgspec
 
 from obskit._atomic import stale_temps, write_atomic
+from obskit._names import path_fields, path_from_fields
+from sidecar.source.identity import Discovery, Known
 
 FORMAT_VERSION = 1
 
@@ -28,6 +30,8 @@ class CheckpointError(Exception):
 
 class _Entry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     offset: int
+    # Where the file was last seen, as text; a name that is not valid UTF-8 is shown escaped
+    # here and kept exactly (os.fsencode bytes) in path_b64.
     path: str
     seen: float  # wall-clock time the file was last seen or advanced; drives retention
     # Digest of the file's first head_len bytes: recognises the same content under another
@@ -37,11 +41,14 @@ class _Entry(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     # Key of the file this one is a copy of (copy+truncate): its lines keep that file's ids
     # after a restart. Empty for an original (written only for copies).
     origin: str = ""
+    path_b64: str = ""
+    # The file's size when last seen: bytes past ``offset`` of a file that is gone at the next
+    # start were never acknowledged, and are reported lost.
+    size: int = 0
 
-
-def head_digest(head: bytes) -> str:
-    """The digest stored for a file's first bytes."""
-    return hashlib.blake2b(head, digest_size=16).hexdigest()
+    def set_path(self, path: str) -> None:
+        f = path_fields(path)
+        self.path, self.path_b64 = f["path"], f.get("path_b64", "")
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -68,9 +75,14 @@ class CheckpointStore:
     """Per-file-identity read offsets, saved durably.
 
     ``advance`` only moves forward and only touches memory; ``save`` persists. The engine calls
-    ``advance`` once every sink acknowledged the lines up to ``offset``, and ``save`` on an
-    interval and at shutdown. ``retention`` (seconds) bounds how long an identity that is no
+    ``advance`` once every sink acknowledged the lines up to ``offset``, ``record`` with what
+    the tailer discovered about a file, and ``save`` on an interval and at shutdown: only the
+    engine moves checkpoints. ``retention`` (seconds) bounds how long an identity that is no
     longer on disk is remembered (see ``forget_gone``).
+
+    File names are kept exactly: one that is not valid UTF-8 is stored as its escaped text in
+    ``path`` plus its bytes (``os.fsencode``) in base64 in ``path_b64``, so the file stays
+    valid JSON and loads back to the same name.
     """
 
     def __init__(
@@ -84,8 +96,9 @@ class CheckpointStore:
         self.retention = retention
         self._now = wall_clock
         self._files: dict[str, _Entry] = {}
-        self._heads: dict[str, tuple[int, str]] = {}  # described before their first advance
-        self._origins: dict[str, str] = {}  # likewise, copies' origins
+        # Recorded before their first advance (copies, files resumed from lineage).
+        self._heads: dict[str, tuple[int, str]] = {}
+        self._origins: dict[str, str] = {}
         self._dirty = False
         #: Spool positions saved with the checkpoints (sink name -> next record number).
         self.spools: dict[str, int] = {}
@@ -153,6 +166,19 @@ class CheckpointStore:
         """Every file identity remembered."""
         return list(self._files)
 
+    def known(self, file_key: str) -> Known | None:
+        """Everything remembered of ``file_key`` (None when it has no offset yet)."""
+        e = self._files.get(file_key)
+        if e is None:
+            return None
+        head = (e.head_len, e.head) if e.head_len else None
+        return Known(e.offset, e.size, head, e.origin, path_from_fields(e.path, e.path_b64))
+
+    def path_of(self, file_key: str) -> str | None:
+        """The exact path ``file_key`` was last seen at."""
+        e = self._files.get(file_key)
+        return None if e is None else path_from_fields(e.path, e.path_b64)
+
     def __len__(self) -> int:
         return len(self._files)
 
@@ -173,19 +199,34 @@ class CheckpointStore:
         if e is None:
             head_len, head = self._heads.pop(file_key, (0, ""))
             origin = self._origins.pop(file_key, "")
-            self._files[file_key] = _Entry(offset, path, now, head_len, head, origin)
-        elif offset > e.offset or path != e.path:
+            e = self._files[file_key] = _Entry(offset, path, now, head_len, head, origin)
+            e.set_path(path)
+        elif offset > e.offset or path != path_from_fields(e.path, e.path_b64):
             e.offset = max(e.offset, offset)
-            e.path = path
+            e.set_path(path)
             e.seen = now
         else:
             return
         self._dirty = True
 
-    def describe(self, file_key: str, head: bytes) -> None:
-        """Record (a digest of) the file's first bytes, as far as they go yet; called by the
-        tailer, kept with the offset once the file has one."""
-        d = (len(head), head_digest(head))
+    def record(self, d: Discovery) -> None:
+        """Record what the tailer discovered about a file (see ``Discovery``): the digest of
+        its first bytes, its origin when it is a copy, its size, and an offset to record now
+        (a new original's start, or the end of a gone file whose rest was reported lost)."""
+        if d.head is not None:
+            self._describe(d.key, d.head)
+        if d.origin:
+            self._set_origin(d.key, d.origin)
+        if d.advance_to is not None:
+            self.advance(d.key, d.advance_to, d.path)
+        if d.size is not None:
+            e = self._files.get(d.key)
+            if e is not None and e.size != d.size:
+                e.size = d.size
+                self._dirty = True
+
+    def _describe(self, file_key: str, d: tuple[int, str]) -> None:
+        # Kept with the offset once the file has one.
         e = self._files.get(file_key)
         if e is None:
             if len(self._heads) > 100_000:  # files never acknowledged: keep this bounded
@@ -195,9 +236,9 @@ class CheckpointStore:
             e.head_len, e.head = d
             self._dirty = True
 
-    def set_origin(self, file_key: str, origin: str) -> None:
-        """Record that ``file_key`` is a copy of ``origin`` (whose key its line ids use);
-        kept with the offset once the file has one, so it survives a restart."""
+    def _set_origin(self, file_key: str, origin: str) -> None:
+        # ``file_key`` is a copy of ``origin`` (whose key its line ids use); kept with the
+        # offset once the file has one, so it survives a restart.
         if origin == file_key:
             return
         e = self._files.get(file_key)
@@ -224,24 +265,25 @@ class CheckpointStore:
             return None
         return e.head_len, e.head
 
-    def forget(self, file_key: str) -> None:
-        """Drop one identity now."""
-        self._heads.pop(file_key, None)
-        self._origins.pop(file_key, None)
-        if self._files.pop(file_key, None) is not None:
-            self._dirty = True
-
-    def forget_gone(self, active_keys: Iterable[str]) -> list[str]:
-        """Refresh the identities still on disk; drop those unseen for longer than retention.
+    def forget_gone(
+        self, active_keys: Iterable[str], sizes: Mapping[str, int] | None = None
+    ) -> list[str]:
+        """Refresh the identities still on disk (and their ``sizes`` when given: the sizes
+        seen by the source); drop those unseen for longer than retention.
 
         Returns the keys dropped."""
         now = self._now()
         active = set(active_keys)
+        sizes = sizes or {}
         dropped = []
         for key, e in list(self._files.items()):
             if key in active:
                 if now - e.seen > 60:  # refreshing every call would rewrite the file for nothing
                     e.seen = now
+                    self._dirty = True
+                size = sizes.get(key)
+                if size is not None and size != e.size:
+                    e.size = size
                     self._dirty = True
             elif now - e.seen > self.retention:
                 del self._files[key]

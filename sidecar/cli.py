@@ -96,7 +96,12 @@ def run_sidecar(
         if http.enabled:
             host, port = parse_listen(http.listen)
             server = OpsServer(
-                host, port, engine.metrics.registry, engine.readiness, engine.liveness
+                host,
+                port,
+                engine.metrics.registry,
+                engine.readiness,
+                engine.liveness,
+                engine.notes,
             )
             server.start()
         a = server.address if server else None

@@ -127,6 +127,7 @@ class Engine:
         self.heartbeat = time.monotonic()
         self._dead_retry_at = 0.0
         self._dead_failing = False
+        self._last_blocked_scan = 0.0
         #: Why the engine stopped on its own (a sink worker could not go on).
         self.fatal: str | None = None
 
@@ -301,8 +302,14 @@ class Engine:
             self._append_waiting(now)
             budget = max_inflight - self.tracker.inflight_bytes - self.batcher.open.cost
             if budget <= 0:
-                # Backpressure: hand over what we have and wait for sinks to take it.
+                # Backpressure: hand over what we have and wait for sinks to take it. The
+                # folder is still scanned (nothing read), so files that come and go are
+                # seen, and losses counted, while reading waits.
                 self._dispatch_open()
+                if now - self._last_blocked_scan >= self.cfg.source.poll_interval:
+                    self._last_blocked_scan = now
+                    self.source.poll(0)
+                    self._source_warnings()
                 self.tracker.wait_below(max_inflight // 2 or 1, 0.2)
                 continue
             chunks = self.source.poll(min(budget, read_bytes))
@@ -539,12 +546,20 @@ class Engine:
         return max(0.0, time.time() - (self.saved_at or self.started_at))
 
     def _source_warnings(self) -> None:
-        # Unreadable or unsupported files, a file shorter than its checkpoint...: each once.
+        # What the tailer learnt about files goes into the checkpoints (only the engine moves
+        # them), before this poll's acknowledgements; its events (unreadable files, lost
+        # content, ...) are counted, and logged unless they only repeat a logged failure.
         assert self.source is not None
+        for d in getattr(self.source, "discovered", list)():
+            self.checkpoints.record(d)
         for w in getattr(self.source, "warnings", list)():
             kind = str(getattr(w, "kind", "other"))
-            self.metrics.source_warnings.labels(kind).inc()
-            self.log("WARN", str(w), component="source", kind=kind)
+            self.metrics.source_event(w)
+            if getattr(w, "level", "WARN"):
+                fields = getattr(w, "fields", {})
+                self.log(
+                    getattr(w, "level", "WARN"), str(w), component="source", kind=kind, **fields
+                )
 
     def _save(self) -> None:
         self._last_save = time.monotonic()
@@ -559,7 +574,9 @@ class Engine:
                     lane.spool.sync()
                     positions[lane.name] = lane.spool.next_no
             if self.source is not None:
-                gone = self.checkpoints.forget_gone(f.file_key for f in self.source.files())
+                files = self.source.files()
+                sizes = {f.file_key: f.size for f in files}
+                gone = self.checkpoints.forget_gone(sizes, sizes)
                 if gone:
                     self._dirty = True
             if self._dirty or self.checkpoints.dirty or positions != self.checkpoints.spools:
@@ -605,6 +622,24 @@ class Engine:
             reasons.append(f"checkpoints not saved for {age:.0f}s")
         return reasons
 
+    def notes(self) -> list[str]:
+        """What ``/readyz`` shows even when ready: content lost since start (files deleted or
+        truncated before they were read) and each spool's backlog."""
+        out: list[str] = []
+        lost = getattr(self.source, "lost", None)
+        if lost is not None and lost.bytes:
+            lines = f"{lost.lines} lines" if not lost.lines_unknown else "line count unknown"
+            out.append(
+                f"lost since start: {lost.bytes} bytes ({lines}) in {lost.events} files deleted"
+                " or truncated before they were read (see the WARN lines)"
+            )
+        for lane in self.lanes:
+            if lane.spool is not None:
+                st = lane.spool.stats()
+                if st.lines:
+                    out.append(f"sink {lane.name}: {st.lines} lines in its spool")
+        return out
+
     def liveness(self) -> list[str]:
         """Why the sidecar should be restarted (empty when alive): for ``/healthz``."""
         stalled = time.monotonic() - self.heartbeat
@@ -649,6 +684,11 @@ class Engine:
         for lane in self.lanes:
             lane.worker.thread.join(max(0.5, deadline - time.monotonic()))
         self._apply_acks()
+        if self.source is not None:
+            # Closing reports the unacknowledged rest of gone files as lost: record that
+            # before the last save.
+            self.source.close()
+            self._source_warnings()
         self._save_final()
         for lane in self.lanes:
             lane.feed.close()
@@ -659,8 +699,6 @@ class Engine:
                 sink.close()
             except Exception as exc:
                 self.log("ERROR", f"closing sink {sink.name} failed", error=str(exc))
-        if self.source is not None:
-            self.source.close()
         self.dead.close()
 
     def _busy(self) -> bool:

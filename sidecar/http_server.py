@@ -25,8 +25,9 @@ class OpsServer:
         registry: CollectorRegistry,
         ready: Callable[[], list[str]],
         alive: Callable[[], list[str]] = list,
+        notes: Callable[[], list[str]] = list,
     ) -> None:
-        reg, not_ready, not_alive = registry, ready, alive
+        reg, not_ready, not_alive, info = registry, ready, alive, notes
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "obskit-sidecar"
@@ -36,7 +37,8 @@ class OpsServer:
                 if path == "/healthz":
                     self._status(not_alive(), b"ok\n", b"unhealthy\n")
                 elif path == "/readyz":
-                    self._status(not_ready(), b"ready\n", b"not ready\n")
+                    extra = "".join(f"note: {n}\n" for n in info()).encode()
+                    self._status(not_ready(), b"ready\n", b"not ready\n", extra)
                 elif path == "/metrics":
                     self._send(200, generate_latest(reg), CONTENT_TYPE_LATEST)
                 else:
@@ -46,8 +48,11 @@ class OpsServer:
                         "text/plain; charset=utf-8",
                     )
 
-            def _status(self, reasons: list[str], ok: bytes, bad: bytes) -> None:
+            def _status(
+                self, reasons: list[str], ok: bytes, bad: bytes, extra: bytes = b""
+            ) -> None:
                 body = ok if not reasons else bad + "".join(f"- {r}\n" for r in reasons).encode()
+                body += extra
                 self._send(503 if reasons else 200, body, "text/plain; charset=utf-8")
 
             def _send(self, code: int, body: bytes, ctype: str) -> None:

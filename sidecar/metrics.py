@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from obskit._names import safe_path
 from obskit.schema.rules import SERVICE_RE
 from sidecar.sinks.base import SinkMetrics
 from sidecar.spool import SpoolStats
@@ -73,9 +74,29 @@ class Metrics:
         )
         self.source_warnings = Counter(
             "obskit_sidecar_source_warnings",
-            "Problems met reading the log folder (each logged once as a WARN), by kind: open,"
-            " stat, read, unsupported_encoding, truncated_while_away, fs_events.",
+            "Problems met reading the log folder (each logged once as a WARN), by kind:"
+            " unsupported_encoding, truncated_while_away, folder_missing, fs_events.",
             ["kind"],
+            registry=r,
+        )
+        self.source_errors = Counter(
+            "obskit_sidecar_source_errors",
+            "Failed attempts to list, stat, open or read a log file or folder, by reason (the"
+            " errno name: EACCES, EIO, ELOOP, ENXIO...); each path is retried with back-off.",
+            ["reason"],
+            registry=r,
+        )
+        self.source_lost_bytes = Counter(
+            "obskit_sidecar_source_lost_bytes",
+            "Bytes of log files that became unreachable before they were read (or, at"
+            " shutdown and after a crash, acknowledged): a file deleted first, a truncation"
+            " that overtook the reader.",
+            registry=r,
+        )
+        self.source_lost_lines = Counter(
+            "obskit_sidecar_source_lost_lines",
+            "Lines among the lost bytes, where they could be counted (see the WARN log line"
+            " of each loss: its line count may be unknown).",
             registry=r,
         )
         self.file_lag = Gauge(
@@ -217,12 +238,25 @@ class Metrics:
     def batch_done(self, sink: str, outcome: str) -> None:
         self.sink_batches.labels(sink, outcome).inc()
 
+    def source_event(self, ev: object) -> None:
+        """Count one event of the source (``sidecar.source.faults.SourceEvent``)."""
+        kind = str(getattr(ev, "kind", "other"))
+        if kind == "error":
+            self.source_errors.labels(str(getattr(ev, "reason", "other"))).inc()
+        elif kind == "lost":
+            self.source_lost_bytes.inc(int(getattr(ev, "lost_bytes", 0)))
+            lines = getattr(ev, "lost_lines", None)
+            if lines:
+                self.source_lost_lines.inc(int(lines))
+        elif kind != "recovered":
+            self.source_warnings.labels(kind).inc()
+
     def set_file_lag(self, lags: dict[str, int]) -> None:
         for gone in self._lag_paths - lags.keys():
             with contextlib.suppress(KeyError):
-                self.file_lag.remove(gone)
+                self.file_lag.remove(safe_path(gone))
         for path, lag in lags.items():
-            self.file_lag.labels(path).set(lag)
+            self.file_lag.labels(safe_path(path)).set(lag)
         self._lag_paths = set(lags)
 
     def set_spool(self, sink: str, st: SpoolStats, now: float) -> None:

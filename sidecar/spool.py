@@ -727,9 +727,9 @@ def _pwrite(fd: int, data: bytes, offset: int) -> None:
 def _open_shared(path: str) -> BinaryIO:
     """Open a segment for reading so that it can still be deleted while open (Windows)."""
     if sys.platform == "win32":  # pragma: no cover - Windows only
-        from sidecar.source.osfile import default_files
+        from obskit._winfile import open_shared
 
-        return default_files().open_read(path)
+        return open_shared(path)
     return open(path, "rb")
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import msgspec
 
 from obskit import __version__
+from obskit._names import safe_path
 from obskit.schema import rules
 from obskit.schema.stream import LineReport
 from obskit.schema.violation import Violation
@@ -21,14 +22,6 @@ def text_line(path: str, rep: LineReport, v: Violation) -> str:
     line has the same shape for problem matchers and editors."""
     sev = "" if v.severity == "error" else " (warning)"
     return f"{safe_path(path)}:{rep.line}:{v.column or 1}: {v.format()}{sev}"
-
-
-def safe_path(path: str) -> str:
-    """A file name as printed: control characters escaped (a file in a walked folder may be
-    named by anyone; its name must not drive the terminal)."""
-    if path.isprintable():
-        return path
-    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in path)
 
 
 def _iter(res: RunResult) -> Iterator[tuple[str, LineReport, Violation]]:

@@ -9,7 +9,9 @@ share-delete). Its OS calls are injectable so the logic is tested on Linux.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
+import stat
 import sys
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
@@ -35,11 +37,34 @@ class Files(Protocol):
     def identify(self, f: BinaryIO) -> FileId: ...
 
 
+def regular_only(f: BinaryIO, path: str) -> BinaryIO:
+    """``f`` when it is a regular file; else close it and raise ``IsADirectoryError`` (a
+    folder) or ``ENXIO`` (a FIFO, socket or device put in place of a log file after the scan
+    saw a file there)."""
+    try:
+        mode = os.fstat(f.fileno()).st_mode
+    except OSError:
+        f.close()
+        raise
+    if stat.S_ISREG(mode):
+        return f
+    f.close()
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    raise OSError(errno.ENXIO, "not a regular file (FIFO, socket or device)", path)
+
+
 class PosixFiles:
-    """POSIX: a plain unbuffered open; renames and unlinks never conflict with readers."""
+    """POSIX: a plain unbuffered open; renames and unlinks never conflict with readers.
+
+    ``O_NONBLOCK``: a FIFO swapped in for a log file must not block the open (it is then
+    refused as not a regular file); it changes nothing for regular files."""
 
     def open_read(self, path: str) -> BinaryIO:
-        return open(path, "rb", buffering=0)  # the tailer owns and closes it
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(path, flags)
+        # The tailer owns and closes it.
+        return regular_only(os.fdopen(fd, "rb", buffering=0), path)
 
     def identify(self, f: BinaryIO) -> FileId:
         st = os.fstat(f.fileno())
@@ -86,7 +111,8 @@ class WindowsFiles:
             ]
 
     def open_read(self, path: str) -> BinaryIO:
-        return open_shared(path, self._api)  # the tailer owns and closes it
+        # The tailer owns and closes it.
+        return regular_only(open_shared(path, self._api), path)
 
     def identify(self, f: BinaryIO) -> FileId:
         # os.fstat, not file_information(): the folder scan identifies files with os.stat,
@@ -121,9 +147,16 @@ def default_files() -> Files:
 
 
 def stat_path(path: str) -> os.stat_result | None:
-    """``os.stat`` or None when the file vanished meanwhile. On Windows ``os.stat`` fills
+    """``os.stat`` or None when the file vanished meanwhile; other errors (a symlink loop,
+    EACCES, EIO) are raised for the caller to report. On Windows ``os.stat`` fills
     ``st_ino``/``st_dev`` with the file index and volume serial (``DirEntry.stat`` does not)."""
     try:
         return os.stat(path)
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
+    except (FileNotFoundError, NotADirectoryError):
         return None
+
+
+def read_at(f: BinaryIO, offset: int, n: int) -> bytes:
+    """Up to ``n`` bytes at ``offset`` (one seek + read: works on Windows too)."""
+    f.seek(offset)
+    return f.read(n) or b""

@@ -29,16 +29,20 @@ DEFAULT_EXCLUDE: tuple[str, ...] = ("*.gz", "*.zip", "*.bz2", "*.xz", "*.zst", "
 class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Settings of the file source (see docs/sidecar-source.md for the full story).
 
-    path: folder to watch. include/exclude: glob patterns matched against the file name
-    (relative path when ``recursive``); exclude wins. poll_interval: seconds between
-    discovery scans. fs_events: let file-system events (watchdog) wake the poll early.
+    path: folder to watch; while it is missing or unreadable a warning says so and the source
+    reports it as not healthy, and it is picked up when it appears. include/exclude: glob
+    patterns; one without ``/`` matches the file name (at any depth), one with ``/`` the path
+    relative to ``path`` (``*`` within one folder, ``**`` across folders); exclude wins.
+    recursive: also look in sub-folders. poll_interval: seconds between discovery scans.
+    fs_events: let file-system events (watchdog) wake the poll early.
     fingerprint_bytes: identity covers the first line, at most this many bytes.
     max_line_bytes: longer lines are reported as ``TooLong`` (quarantined), never split.
     read_chunk_bytes: size of one read. partial_line_timeout: seconds after which a last line
     without newline that stopped growing is emitted (``Chunk.flushed_partial``); None: never.
     close_idle_after: release the handle of a file that did not grow for this long.
-    rotate_wait: keep draining a rotated-away or deleted file for this long after it was
-    last seen growing, then release its handle. start_at: where to start in files present at
+    rotate_wait: a rotated-away or deleted file is read to its end, and its handle released
+    once it has not grown for this long (its writer may still add its last lines); it is never
+    held longer to keep data. start_at: where to start in files present at
     start-up that have no checkpoint ("beginning" or "end"); files appearing later are always
     read from the beginning. follow_symlinks: read matching names that are symbolic links to
     files (as Kubernetes' /var/log/containers are); false ignores them, so whoever can write

@@ -8,8 +8,8 @@ from typing import BinaryIO
 
 from obskit.schema.encoding import Encoding
 from sidecar.source.chunk import Chunk, TooLong
-from sidecar.source.fingerprint import read_at
 from sidecar.source.framing import HEAD_BYTES, find_newline, frame, newline_of
+from sidecar.source.osfile import read_at
 from sidecar.source.settings import SourceSettings
 
 
@@ -54,7 +54,9 @@ class WatchedFile:
         self.enc = enc
         self.nl = newline_of(enc)
         self.offset = max(offset, enc.bom_length)
+        self.start = self.offset  # where reading started this run
         self.size = size
+        self.seen_size = size  # the size the last folder scan saw (the handle may be closed)
         self.mtime_ns = mtime_ns
         self.last_growth = now
         self.gone_since: float | None = None

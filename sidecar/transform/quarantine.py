@@ -8,6 +8,9 @@ renamed ``quarantine-<UTC time>-<n>.ndjson`` and a new one starts; the oldest ro
      "file_key": "...", "offset": 1234, "line_number": null, "service": "checkout"|null,
      "reasons": [{"rule": "OBS003", "field": "level", "message": "...", "column": 40}],
      "raw": "<the line as text>"}   # or "raw_base64" when it is not UTF-8
+
+A file name that is not valid UTF-8 is shown escaped in ``file`` and kept exactly in
+``file_b64`` (its bytes, base64).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from obskit._names import path_fields
 from obskit.schema import Violation
 
 CURRENT = "quarantine.ndjson"
@@ -115,6 +119,8 @@ class DeadLetter:
             "service": guess_service(line) if service == "" else service,
             "reasons": reasons,
         }
+        if file is not None:
+            entry.update(path_fields(file, "file"))
         if line_length is not None:
             entry["line_length"] = line_length
         try:

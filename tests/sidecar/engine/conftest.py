@@ -2,16 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from enginehelp import sidecars_fixture
 
-import pytest
-from enginehelp import Sidecar
-
-
-@pytest.fixture
-def sidecars() -> Iterator[list[Sidecar]]:
-    """Sidecar processes started by a test; killed at the end if still running."""
-    started: list[Sidecar] = []
-    yield started
-    for s in started:
-        s.close()
+__all__ = ["sidecars_fixture"]

@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 import yaml
 
 SIDECAR = [sys.executable, "-c", "from sidecar.cli import main; main()"]
@@ -83,13 +85,21 @@ def run_once(
 class Sidecar:
     """A running ``obskit-sidecar run`` whose stdout (its own logs) is collected to a file."""
 
-    def __init__(self, config: Path, tmp: Path, *args: str) -> None:
+    def __init__(
+        self,
+        config: Path,
+        tmp: Path,
+        *args: str,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.out_path = tmp / f"sidecar-{time.monotonic_ns()}.out"
         self._out = open(self.out_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*SIDECAR, "run", "--config", str(config), *args],
+            [*(command or SIDECAR), "run", "--config", str(config), *args],
             stdout=self._out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
         )
 
     def logs(self) -> list[dict[str, Any]]:
@@ -124,6 +134,15 @@ class Sidecar:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         self._out.close()
+
+
+@pytest.fixture(name="sidecars")
+def sidecars_fixture() -> Iterator[list[Sidecar]]:
+    """Sidecar processes started by a test; killed at the end if still running."""
+    started: list[Sidecar] = []
+    yield started
+    for s in started:
+        s.close()
 
 
 def wait_for(pred: Any, timeout: float = 30, what: str = "condition") -> None:

@@ -38,7 +38,8 @@ def lines_of(chunks: list[Chunk]) -> list[bytes]:
 
 
 class Reader:
-    """Polls a tailer, keeps every line read, and acknowledges like the engine would."""
+    """Polls a tailer, keeps every line read, records what it discovered and acknowledges
+    like the engine would (``ack=False``: records discoveries only)."""
 
     def __init__(self, tailer: Tailer, store: CheckpointStore, ack: bool = True) -> None:
         self.tailer = tailer
@@ -49,6 +50,8 @@ class Reader:
 
     def poll(self, max_bytes: int = 4 << 20) -> list[Chunk]:
         chunks = self.tailer.poll(max_bytes)
+        for d in self.tailer.discovered():  # the engine records discoveries, acked or not
+            self.store.record(d)
         for c in chunks:
             assert c.data == b"" or c.data.endswith(b"\n")
             if self.ack:

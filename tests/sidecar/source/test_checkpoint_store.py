@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import errno
 import json
 import os
@@ -278,3 +279,28 @@ def test_after_restart_a_new_file_sharing_only_the_header_line_is_read_whole(
     r.poll()
     assert len(r.lines) == 51 and r.lines[0] == header[:-1]
     t2.close()
+
+
+@pytest.mark.parametrize("name", [b"caf\xe9.log", b"\xff\xfe.log", b"ok-\xc3\xa9t\xc3\xa9.log"])
+def test_file_names_that_are_not_utf8_are_kept_exactly(tmp_path: Path, name: bytes) -> None:
+    """A name with bytes that are not UTF-8 used to make every save fail (the sidecar exited
+    1 at each start): it is stored as escaped text plus its exact bytes, and loads back."""
+    path = os.fsdecode(os.path.join(os.fsencode(tmp_path), name))
+    cp = tmp_path / "cp.json"
+    s = CheckpointStore(cp)
+    s.advance("k", 10, path)
+    s.save()
+    raw = cp.read_bytes()
+    doc = json.loads(raw.decode("utf-8"))  # valid UTF-8 JSON
+    entry = doc["files"]["k"]
+    if name.startswith(b"ok-"):
+        assert entry["path"] == path and "path_b64" not in entry
+    else:
+        assert entry["path"].isprintable() and "\\x" in entry["path"]
+        assert base64.b64decode(entry["path_b64"]) == os.fsencode(path)
+    again = CheckpointStore(cp)
+    assert again.load() == []
+    assert again.path_of("k") == path and again.known("k") is not None
+    assert again.known("k").path == path  # type: ignore[union-attr]
+    again.advance("k", 10, path)
+    assert not again.dirty  # same path: nothing to rewrite

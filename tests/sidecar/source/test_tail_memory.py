@@ -33,7 +33,10 @@ CHILD = textwrap.dedent(
     before = status("VmRSS")
     end = lines = 0
     for _ in range(100000):
-        for c in t.poll(4 << 20):
+        chunks = t.poll(4 << 20)
+        for d in t.discovered():
+            store.record(d)
+        for c in chunks:
             end = max(end, c.end)
             lines += c.data.count(b"\\n")
             store.advance(c.file_key, c.end, c.path)

@@ -234,6 +234,14 @@ def test_include_exclude_and_recursive(logdir: Path, store: CheckpointStore) -> 
     r.poll()
     assert sorted(r.lines) == [b"a.log", b"c.log"]
     t.close()
+    # A pattern with "/" selects by the path relative to the folder.
+    (logdir / "sub" / "deeper").mkdir()
+    (logdir / "sub" / "deeper" / "d.log").write_bytes(b"d.log\n")
+    st = SourceSettings(path=str(logdir), fs_events=False, recursive=True, include=["sub/*.log"])
+    t, r = make(st, CheckpointStore(logdir.parent / "third.json"))
+    r.poll()
+    assert r.lines == [b"c.log"]
+    t.close()
 
 
 def test_missing_folder_is_not_an_error(tmp_path: Path, store: CheckpointStore) -> None:
