@@ -160,6 +160,10 @@ def test_edge_outage_longer_than_files_live(chaos: Chaos, loki: LokiReceiver, va
         )
         ra = chaos.account(archive, quarantine_entries(chaos.state), check_order=False)
         assert not ra.lost and ra.duplicates == 0, ra.line()
+    # With the spool nothing is ever reported lost either (files went, their lines were
+    # safe in the spool).
+    reported = [p.out_path.name for p in chaos.procs if b'"kind":"lost"' in p.out_path.read_bytes()]
+    assert not reported, f"{r.line()}: losses reported by {reported}"
     chaos.assert_clean(r, max_duplicates=None)
     assert not different, f"{r.line()}\ncopies that differ: {list(different.items())[:3]}"
     # Every scheme rotated (and so deleted files) several times while Loki was away.

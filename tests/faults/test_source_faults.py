@@ -273,12 +273,15 @@ def loki() -> Iterator[LokiReceiver]:
 
 
 def loki_config(tmp: Path, rx: LokiReceiver, **sections: Any) -> Path:
+    """A Loki sink without its spool: these tests are about what the files alone can keep
+    (with the spool on, the lines would be safe in it before the files go)."""
     sink = {
         "name": "loki",
         "type": "loki",
         "url": rx.url,
         "timeout": "2s",
         "retry": {"initial": 0.05, "max": 0.2},
+        "spool": False,
     }
     return write_config(tmp, sinks=[sink], shutdown_timeout="1s", **sections)
 
