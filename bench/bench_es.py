@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.corpus import write_corpus  # noqa: E402
 from obskit.schema import Policy, validate_chunk  # noqa: E402
+from sidecar.sinks.base import LineId  # noqa: E402
 from sidecar.sinks.elasticsearch import _gzip  # noqa: E402
 from sidecar.sinks.es_bulk import DocumentBuilder, TargetResolver, doc_id  # noqa: E402
 
@@ -126,30 +127,31 @@ def run_e2e(work: Path, lines: int, inflight: str | None) -> dict[str, float]:
     }
 
 
-def load_batch(path: Path, limit: int) -> tuple[list[bytes], list[object], list[str]]:
+def load_batch(path: Path, limit: int) -> tuple[list[bytes], list[object], list[int]]:
+    """Valid lines of the corpus, their records and byte offsets (file key ``bench``)."""
     data = path.read_bytes()
     res = validate_chunk(data, Policy())
-    lines, recs, ids = [], [], []
+    lines, recs, offsets = [], [], []
     off = 0
     for raw, rec in zip(res.lines, res.records, strict=True):
         if rec is not None:
             lines.append(raw)
             recs.append(rec)
-            ids.append(f"bench-{off}")
+            offsets.append(off)
         off += len(raw) + 1
         if len(lines) >= limit:
             break
-    return lines, recs, ids
+    return lines, recs, offsets
 
 
-def encode_obskit(lines: list[bytes], recs: list[object], ids: list[str]) -> int:
+def encode_obskit(lines: list[bytes], recs: list[object], ids: list[int]) -> int:
     b = DocumentBuilder(
         TargetResolver("logs-{service}-{namespace}", "default"), "create", STATIC, True, "default"
     )
     total = 0
     for start in range(0, len(lines), 10_000):
         body = b"".join(
-            b.item(ln, r, i)  # type: ignore[arg-type]
+            b.item(ln, r, "bench", i)  # type: ignore[arg-type]
             for ln, r, i in zip(
                 lines[start : start + 10_000],
                 recs[start : start + 10_000],
@@ -161,7 +163,7 @@ def encode_obskit(lines: list[bytes], recs: list[object], ids: list[str]) -> int
     return total
 
 
-def encode_client_style(lines: list[bytes], ids: list[str]) -> int:
+def encode_client_style(lines: list[bytes], ids: list[int]) -> int:
     total = 0
     for start in range(0, len(lines), 10_000):
         parts = []
@@ -173,7 +175,7 @@ def encode_client_style(lines: list[bytes], ids: list[str]) -> int:
             for k, v in STATIC.items():
                 doc.setdefault(k, v)
             index = "logs-" + doc["service"].replace("-", "_") + "-default"
-            action = {"create": {"_index": index, "_id": doc_id(ident)}}
+            action = {"create": {"_index": index, "_id": doc_id(LineId("bench", ident))}}
             parts.append(json.dumps(action, separators=(",", ":")))
             parts.append(json.dumps(doc, separators=(",", ":")))
         body = ("\n".join(parts) + "\n").encode()
@@ -214,8 +216,9 @@ def run_sink_alone(work: Path, lines: int) -> dict[str, float]:
             n,
             ln[i : i + 20_000],
             [r for r in recs[i : i + 20_000] if isinstance(r, Record)],
-            ids[i : i + 20_000],
-            dict(STATIC),
+            offsets=ids[i : i + 20_000],
+            runs=[(0, "bench")],
+            static=dict(STATIC),
         )
         for n, i in enumerate(range(0, len(ln), 20_000))
     ]

@@ -130,8 +130,9 @@ def batches(corpus: Path, lines: int, size: int = 20000) -> list[Batch]:
                     seq,
                     [res.lines[i] for i in keep],
                     [res.records[i] for i in keep],  # type: ignore[misc]
-                    [str(i) for i in keep],
-                    {"host": "bench"},
+                    offsets=keep,
+                    runs=[(0, "bench")],
+                    static={"host": "bench"},
                 )
             )
     return out
@@ -151,16 +152,17 @@ def run_encode_compare(bs: list[Batch]) -> None:
     nbytes = 0
     for b in bs:
         sink._instance = "bench"
-        ts = sink._timestamps(b)
-        for push in sink._plan(b, ts):
-            body, _ = sink._encode(b, ts, push)
+        ctx = sink._context(b)
+        for push in sink._plan(b, ctx):
+            body, _ = sink._encode(b, ctx.ts, push)
             nbytes += len(body)
     ours = cpu() - c0
 
     c0 = cpu()
     for b in bs:
-        ts = sink._timestamps(b)
-        for push in sink._plan(b, ts):
+        ctx = sink._context(b)
+        ts = ctx.ts
+        for push in sink._plan(b, ctx):
             req = PushRequest()
             for key, idx in push.streams:
                 s = req.streams.add(labels=key)

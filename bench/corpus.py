@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import time
 from pathlib import Path
 
 import orjson
@@ -68,9 +69,8 @@ INVALID_KINDS = [
 def make_record(rng: random.Random, i: int, base_s: int) -> dict[str, object]:
     t = base_s + i // 50
     frac = rng.randrange(1000000)
-    hh, mm, ss = (t // 3600) % 24, (t // 60) % 60, t % 60
     rec: dict[str, object] = {
-        "timestamp": f"2026-11-{1 + (t // 86400) % 28:02d}T{hh:02d}:{mm:02d}:{ss:02d}.{frac:06d}Z",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{frac:06d}Z",
         "level": rng.choice(LEVELS),
         "service": rng.choice(SERVICES),
         "message": " ".join(rng.choices(WORDS, k=rng.randint(4, 18))),
@@ -100,7 +100,9 @@ def line_for(rng: random.Random, i: int, base_s: int, invalid_rate: float) -> by
 def write_corpus(path: Path, lines: int, seed: int = 1, invalid_rate: float = 0.01) -> int:
     """Write the corpus; returns its size in bytes."""
     rng = random.Random(seed)
-    base_s = 1_700_000_000
+    # Recent: backends refuse old lines (Loki: older than 7 days by default). Fifty lines a
+    # second of record time, ending about now for a million lines.
+    base_s = int(time.time()) - lines // 50 - 60
     size = 0
     with open(path, "wb") as f:
         buf = []

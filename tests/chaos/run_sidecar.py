@@ -4,8 +4,9 @@
 
 With ``OBSKIT_CHAOS_ENOSPC_FLAG=<file>`` and ``OBSKIT_CHAOS_ENOSPC_DIR=<dir>``: while the flag
 file exists, opening a file for writing under ``dir`` and ``fsync`` of a file under ``dir``
-fail with ``ENOSPC``, as on a full volume (the portable stand-in for a full tmpfs; needs no
-privileges). Without them this is exactly ``obskit-sidecar``.
+fail with ``ENOSPC``, and ``os.write`` to one writes half then fails, as on a full volume
+(the portable stand-in for a full tmpfs; needs no privileges). Without them this is exactly
+``obskit-sidecar``.
 """
 
 from __future__ import annotations
@@ -60,8 +61,23 @@ def install_enospc(flag: Path, folder: Path) -> None:
                 raise enospc(p)
         return real_bopen(file, mode, *args, **kwargs)
 
+    real_write = os.write
+
+    def fake_write(fd, data):  # type: ignore[no-untyped-def]
+        # A full disk takes part of a write, then refuses the rest (the spool appends with
+        # os.write on a descriptor opened before the disk filled).
+        if flag.exists():
+            path = _fd_path(fd)
+            if path and full(path):
+                view = memoryview(data)
+                if len(view) > 1:
+                    real_write(fd, view[: len(view) // 2])
+                raise enospc(path)
+        return real_write(fd, data)
+
     os.open = fake_open
     os.fsync = fake_fsync
+    os.write = fake_write
     builtins.open = fake_bopen
     io.open = fake_bopen  # type: ignore[assignment]
 

@@ -253,7 +253,9 @@ def test_kubernetes_pod_shares_logs_and_probes_the_sidecar(folder: Path, log_pat
         assert mounts.get("logs") == log_path, f"{c['name']} does not mount logs at {log_path}"
     side = containers["obskit-sidecar"]
     ports = {p["name"]: p["containerPort"] for p in side["ports"]}
-    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+    # Readiness on /healthz: /readyz turns not-ready when Loki is down, which must not take
+    # the service's pod out of its Service (docs/operations.md#endpoints).
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/healthz")):
         get = side[probe]["httpGet"]
         assert get["path"] == path
         assert ports.get(get["port"], get["port"]) == 9300
