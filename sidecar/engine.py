@@ -70,7 +70,7 @@ class _Lane:
         self.worker = worker
         self.spool = spool
         self.feed = feed
-        self.waiting: deque[tuple[Batch, bytes | None]] = deque()
+        self.waiting: deque[tuple[Batch, list[bytes]]] = deque()
         #: After a crash: id key -> offset below which this spool already has the lines (they
         #: are read again from the files for another sink, and skipped here).
         self.guard: dict[str, int] = {}
@@ -167,7 +167,9 @@ class Engine:
             if off is not None:
                 idk = self.checkpoints.origin_of(k)
                 resume[idk] = min(off, resume.get(idk, off))
-        hot = max(1 << 20, int(c.memory.max_inflight_bytes) // max(1, len(built)))
+        # Recent batches kept in memory for spooled sinks take at most half of the memory
+        # budget, shared between them; the read budget counts them (see ``_loop``).
+        hot = max(256 * 1024, int(c.memory.max_inflight_bytes) // (2 * max(1, len(built))))
         for sink, spool_cfg in built:
             sink.metrics = self.metrics.for_sink(sink.name)
             sink.delivery.set_log(self.log)
@@ -300,7 +302,12 @@ class Engine:
             self._apply_acks()
             self._housekeeping(now)
             self._append_waiting(now)
-            budget = max_inflight - self.tracker.inflight_bytes - self.batcher.open.cost
+            budget = (
+                max_inflight
+                - self.tracker.inflight_bytes
+                - self.batcher.open.cost
+                - sum(lane.feed.hot_cost for lane in self.lanes if lane.spool is not None)
+            )
             if budget <= 0:
                 # Backpressure: hand over what we have and wait for sinks to take it. The
                 # folder is still scanned (nothing read), so files that come and go are
@@ -388,7 +395,7 @@ class Engine:
             paths=ob.id_paths,
             read_time=time.time(),
         )
-        payload: bytes | None = None
+        payload: list[bytes] | None = None
         for lane in self.lanes:
             if lane.spool is None:
                 lane.feed.put(batch)
@@ -441,7 +448,7 @@ class Engine:
             while lane.waiting:
                 batch, payload = lane.waiting[0]
                 try:
-                    loc = spool.append(payload or b"", len(batch))
+                    loc = spool.append(payload, len(batch))
                 except SpoolFull as exc:
                     self._spool_problem(lane, "full", str(exc), now, quiet_retry=0.2)
                     break

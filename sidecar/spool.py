@@ -113,10 +113,12 @@ def _crc(header_tail: bytes, payload: bytes | memoryview) -> int:
     return zlib.crc32(payload, zlib.crc32(header_tail))
 
 
-def _pack_record(no: int, cum: int, lines: int, created: float, payload: bytes) -> bytes:
+def _record_header(no: int, cum: int, lines: int, created: float, parts: list[bytes]) -> bytes:
     tail = struct.pack("<QQId", no, cum, lines, created)
-    crc = _crc(tail, payload)
-    return _HEADER.pack(_MAGIC, len(payload), crc, no, cum, lines, created) + payload
+    crc = zlib.crc32(tail)
+    for part in parts:
+        crc = zlib.crc32(part, crc)
+    return _HEADER.pack(_MAGIC, sum(map(len, parts)), crc, no, cum, lines, created)
 
 
 class _Header:
@@ -431,11 +433,12 @@ class Spool:
         self._ledger_dirty = True
 
     # -- the writer side ------------------------------------------------------------------
-    def append(self, payload: bytes, lines: int) -> Location:
-        """Append one record; returns where it is. Raises :class:`SpoolFull` (policy
-        ``block``, or nothing left to drop) or ``OSError`` (the record is then not in the
-        spool: a partial write is cut off)."""
-        rec_len = HEADER_SIZE + len(payload)
+    def append(self, payload: bytes | list[bytes], lines: int) -> Location:
+        """Append one record (its payload, or the parts of it); returns where it is. Raises
+        :class:`SpoolFull` (policy ``block``, or nothing left to drop) or ``OSError`` (the
+        record is then not in the spool: a partial write is cut off)."""
+        parts = [payload] if isinstance(payload, bytes) else payload
+        rec_len = HEADER_SIZE + sum(map(len, parts))
         with self._lock:
             if self._closed:
                 raise SpoolError(f"spool {self.dir} is closed")
@@ -451,10 +454,10 @@ class Spool:
             self._new_segment()
         assert self._fd is not None
         created = self._clock()
-        data = _pack_record(no, cum, lines, created, payload)
+        header = _record_header(no, cum, lines, created, parts)
         start = self._segs[self._wseg]
         try:
-            _write_all(self._fd, data)
+            _write_all(self._fd, [header, *parts])
             if self.fsync == "always":
                 os.fsync(self._fd)
         except OSError:
@@ -466,7 +469,7 @@ class Spool:
             except OSError:
                 self._broken = True
             raise
-        loc = Location(no, self._wseg, start, start + len(data), cum, lines, created)
+        loc = Location(no, self._wseg, start, start + rec_len, cum, lines, created)
         with self._cond:
             self._segs[self._wseg] = loc.end
             self._next_no = no + 1
@@ -709,8 +712,19 @@ class Spool:
 _O_BINARY: int = getattr(os, "O_BINARY", 0)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    """Write ``parts`` back to back: one ``writev`` (no joined copy) where there is one."""
+    if hasattr(os, "writev"):
+        views = [memoryview(p) for p in parts if p]
+        while views:
+            n = os.writev(fd, views)
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if n:
+                views[0] = views[0][n:]
+        return
+    view = memoryview(b"".join(parts))  # Windows has no writev
     while view:
         n = os.write(fd, view)
         view = view[n:]
@@ -721,7 +735,7 @@ def _pwrite(fd: int, data: bytes, offset: int) -> None:
         os.pwrite(fd, data, offset)
         return
     os.lseek(fd, offset, os.SEEK_SET)  # Windows has no pwrite; one thread writes the ledger
-    _write_all(fd, data)
+    _write_all(fd, [data])
 
 
 def _open_shared(path: str) -> BinaryIO:
@@ -791,9 +805,10 @@ def inspect(directory: Path) -> SpoolStats:
 # -- the payload: a batch ------------------------------------------------------------------
 
 
-class _Payload(msgspec.Struct, array_like=True):
+class _Meta(msgspec.Struct, array_like=True):
+    """Everything of a batch but its lines."""
+
     seq: int
-    data: bytes
     offsets: list[int]
     runs: list[tuple[int, str]]
     extents: dict[str, tuple[int, int]]
@@ -804,18 +819,18 @@ class _Payload(msgspec.Struct, array_like=True):
     marks: dict[str, tuple[str, int]] = {}
 
 
-_payload_encoder = msgspec.msgpack.Encoder()
-_payload_decoder = msgspec.msgpack.Decoder(_Payload)
+_meta_encoder = msgspec.msgpack.Encoder()
+_meta_decoder = msgspec.msgpack.Decoder(_Meta)
 
 
-def encode_batch(batch: Any, marks: dict[str, tuple[str, int]]) -> bytes:
-    """A :class:`~sidecar.sinks.base.Batch` and the checkpoint ``marks`` it covers, as a
-    spool payload (its records are decoded again from the lines when read back: they are
-    never stored twice)."""
-    return _payload_encoder.encode(
-        _Payload(
+def encode_batch(batch: Any, marks: dict[str, tuple[str, int]]) -> list[bytes]:
+    """A :class:`~sidecar.sinks.base.Batch` and the checkpoint ``marks`` it covers, as the
+    parts of a spool payload: the length of the metadata, the metadata (msgpack), then the
+    lines joined by newlines as they are (written with one ``writev``, never copied into one
+    buffer). Records are decoded again from the lines when read back: never stored twice."""
+    meta = _meta_encoder.encode(
+        _Meta(
             batch.seq,
-            b"\n".join(batch.lines),
             batch.offsets,
             batch.runs,
             batch.extents,
@@ -824,6 +839,12 @@ def encode_batch(batch: Any, marks: dict[str, tuple[str, int]]) -> bytes:
             marks,
         )
     )
+    return [len(meta).to_bytes(4, "little") + meta, b"\n".join(batch.lines)]
+
+
+def _split(payload: bytes) -> tuple[_Meta, bytes]:
+    n = int.from_bytes(payload[:4], "little")
+    return _meta_decoder.decode(payload[4 : 4 + n]), payload[4 + n :]
 
 
 def payload_marks(
@@ -831,7 +852,8 @@ def payload_marks(
 ) -> tuple[dict[str, tuple[str, int]], dict[str, tuple[int, int]]]:
     """The checkpoint marks (file key -> (path, end)) and line extents (id key -> (first,
     end)) of a spool payload."""
-    p = _payload_decoder.decode(payload)
+    n = int.from_bytes(payload[:4], "little")
+    p = _meta_decoder.decode(payload[4 : 4 + n])
     return (
         {k: (str(v[0]), int(v[1])) for k, v in p.marks.items()},
         {k: (int(a), int(b)) for k, (a, b) in p.extents.items()},
@@ -844,12 +866,12 @@ def decode_batch(
     """The batch of a spool payload; ``records(lines, data)`` decodes their schema fields."""
     from sidecar.sinks.base import Batch
 
-    p = _payload_decoder.decode(payload)
-    lines = p.data.split(b"\n") if p.data or p.offsets else []
+    p, data = _split(payload)
+    lines = data.split(b"\n") if data or p.offsets else []
     return Batch(
         p.seq,
         lines,
-        records(lines, p.data),
+        records(lines, data),
         offsets=p.offsets,
         runs=[(int(i), str(k)) for i, k in p.runs],
         static=static,

@@ -111,6 +111,11 @@ class SpoolFeed:
         self._hot_max = hot_bytes
         self._lock = threading.Lock()
 
+    @property
+    def hot_cost(self) -> int:
+        """Memory held by the batches kept in memory (approximate, as in-flight bytes)."""
+        return self._hot_cost
+
     def offer(self, loc: Location, batch: Batch, cost: int) -> None:
         """The engine appended ``batch`` at ``loc``: keep it in memory if there is room."""
         with self._lock:

@@ -4,7 +4,8 @@
 
 With ``OBSKIT_CHAOS_ENOSPC_FLAG=<file>`` and ``OBSKIT_CHAOS_ENOSPC_DIR=<dir>``: while the flag
 file exists, opening a file for writing under ``dir`` and ``fsync`` of a file under ``dir``
-fail with ``ENOSPC``, and ``os.write`` to one writes half then fails, as on a full volume
+fail with ``ENOSPC``, and ``os.write``/``os.writev`` to one writes half then fails, as on a
+full volume
 (the portable stand-in for a full tmpfs; needs no privileges). Without them this is exactly
 ``obskit-sidecar``.
 """
@@ -75,9 +76,20 @@ def install_enospc(flag: Path, folder: Path) -> None:
                 raise enospc(path)
         return real_write(fd, data)
 
+    real_writev = getattr(os, "writev", None)
+
+    def fake_writev(fd, buffers):  # type: ignore[no-untyped-def]
+        if flag.exists():
+            path = _fd_path(fd)
+            if path and full(path):
+                fake_write(fd, b"".join(bytes(b) for b in buffers))
+        return real_writev(fd, buffers)  # type: ignore[misc]
+
     os.open = fake_open
     os.fsync = fake_fsync
     os.write = fake_write
+    if real_writev is not None:
+        os.writev = fake_writev
     builtins.open = fake_bopen
     io.open = fake_bopen  # type: ignore[assignment]
 
