@@ -33,7 +33,7 @@ from sidecar.sinks.loki import Config, LokiSink  # noqa: E402
 from sidecar.sinks.loki_proto import compress  # noqa: E402
 
 
-def start_receiver(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+def start_receiver(tmp: Path, store: str = "count") -> tuple[subprocess.Popen[bytes], str, Path]:
     port_file, stats = tmp / "port", tmp / "receiver-stats.json"
     proc = subprocess.Popen(
         [
@@ -45,7 +45,7 @@ def start_receiver(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
             "--port-file",
             str(port_file),
             "--store",
-            "count",
+            store,
             "--stats-file",
             str(stats),
         ],

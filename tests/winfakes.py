@@ -37,6 +37,18 @@ class FakeKernel32:
         self.closed.append(h)
         os.close(h)
 
+    def GetFileInformationByHandleEx(self, h: int, cls: int, ref: Any, size: int) -> int:
+        """FileStandardInfo only: DeletePending when the file has no name left."""
+        from sidecar.source.osfile import FILE_STANDARD_INFO_CLASS, FileStandardInfo
+
+        assert cls == FILE_STANDARD_INFO_CLASS and size == ctypes.sizeof(FileStandardInfo)
+        st = os.fstat(h)
+        info = ctypes.cast(ref, ctypes.POINTER(FileStandardInfo)).contents
+        info.EndOfFile = st.st_size
+        info.NumberOfLinks = max(st.st_nlink, 1)  # Windows keeps the link while pending
+        info.DeletePending = 1 if st.st_nlink == 0 else 0
+        return 1
+
     def GetFileInformationByHandle(self, h: int, ref: Any) -> int:
         from sidecar.source.osfile import ByHandleFileInformation
 

@@ -35,6 +35,7 @@ class Files(Protocol):
 
     def open_read(self, path: str) -> BinaryIO: ...
     def identify(self, f: BinaryIO) -> FileId: ...
+    def deleted(self, f: BinaryIO) -> bool: ...
 
 
 def regular_only(f: BinaryIO, path: str) -> BinaryIO:
@@ -70,6 +71,10 @@ class PosixFiles:
         st = os.fstat(f.fileno())
         return FileId(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_nlink)
 
+    def deleted(self, f: BinaryIO) -> bool:
+        """The open file has no name left (unlinked; its data lives only through us)."""
+        return os.fstat(f.fileno()).st_nlink == 0
+
 
 class _FileTime(ctypes.Structure):
     _fields_ = [("low", ctypes.c_uint32), ("high", ctypes.c_uint32)]
@@ -95,6 +100,21 @@ class ByHandleFileInformation(ctypes.Structure):
 _EPOCH_AS_FILETIME = 116444736000000000  # 1601-01-01 -> 1970-01-01 in 100 ns units
 
 
+class FileStandardInfo(ctypes.Structure):
+    """``FILE_STANDARD_INFO`` (``GetFileInformationByHandleEx`` class 1)."""
+
+    _fields_ = [
+        ("AllocationSize", ctypes.c_int64),
+        ("EndOfFile", ctypes.c_int64),
+        ("NumberOfLinks", ctypes.c_uint32),
+        ("DeletePending", ctypes.c_ubyte),
+        ("Directory", ctypes.c_ubyte),
+    ]
+
+
+FILE_STANDARD_INFO_CLASS = 1
+
+
 class WindowsFiles:
     """Windows: ``CreateFileW`` with full sharing (:func:`obskit._winfile.open_shared`), file
     index via GetFileInformationByHandle.
@@ -109,6 +129,12 @@ class WindowsFiles:
                 ctypes.c_void_p,
                 ctypes.POINTER(ByHandleFileInformation),
             ]
+            self._api.kernel32.GetFileInformationByHandleEx.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_int,
+                ctypes.c_void_p,
+                ctypes.c_uint32,
+            ]
 
     def open_read(self, path: str) -> BinaryIO:
         # The tailer owns and closes it.
@@ -121,6 +147,17 @@ class WindowsFiles:
         # 128-bit file id (FILE_ID_INFO), which the 32-bit BY_HANDLE fields would not match.
         st = os.fstat(f.fileno())
         return FileId(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_nlink)
+
+    def deleted(self, f: BinaryIO) -> bool:
+        """The file was deleted while we hold it ("delete pending"): its name stays taken
+        until every handle is closed, so the service's next rename onto it fails."""
+        info = FileStandardInfo()
+        handle = self._api.msvcrt.get_osfhandle(f.fileno())
+        if not self._api.kernel32.GetFileInformationByHandleEx(
+            handle, FILE_STANDARD_INFO_CLASS, ctypes.byref(info), ctypes.sizeof(info)
+        ):
+            raise self._api.error("cannot stat")
+        return bool(info.DeletePending) or info.NumberOfLinks == 0
 
     def file_information(self, f: BinaryIO) -> FileId:
         """The file's identity straight from ``GetFileInformationByHandle`` (volume serial

@@ -621,6 +621,19 @@ class Tailer:
                 continue
             if w.gone_since is not None:
                 quiet = now - max(w.gone_since, w.last_growth) >= st.rotate_wait
+                if quiet and not (w.drained or w.at_partial) and self._deleted(w):
+                    # Deleted, and still not read after rotate_wait (reading is paused: a
+                    # full spool, or a sink without one): its handle is not kept to hold the
+                    # data. On Windows it would leave the name "delete pending" and the
+                    # service's next rename onto it would fail; elsewhere, disk space.
+                    self._losses.report(
+                        w.path, max(0, w.size - w.offset), None, "deleted before it was read", w.key
+                    )
+                    self._discovered.append(Discovery(key, w.path, size=w.size))
+                    with contextlib.suppress(OSError):
+                        w.close()
+                    del self._files[key]
+                    continue
                 if not quiet or not (w.drained or w.at_partial):
                     continue
                 if w.at_partial:  # the writer is gone: its last line will not be finished
@@ -637,6 +650,13 @@ class Tailer:
             elif w.drained and now - w.last_growth >= st.close_idle_after:
                 with contextlib.suppress(OSError):
                     w.close()
+
+    def _deleted(self, w: WatchedFile) -> bool:
+        assert w.f is not None
+        try:
+            return self._os.deleted(w.f)
+        except OSError:
+            return False
 
     def _fail_file(self, w: WatchedFile, exc: OSError, op: str, now: float) -> None:
         """A tracked file failed: retried with back-off; a gone one is released at once (the

@@ -54,6 +54,9 @@ class FaultyFiles:
     def identify(self, f: Any) -> Any:
         return self._inner.identify(f._f if isinstance(f, _BadBlock) else f)
 
+    def deleted(self, f: Any) -> bool:
+        return bool(self._inner.deleted(f._f if isinstance(f, _BadBlock) else f))
+
 
 def main() -> None:
     spec = json.loads(os.environ.get("OBSKIT_FAULT_FILES", "{}"))

@@ -12,6 +12,7 @@ be made without FUSE, and ``chmod 000`` does not stop root.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -393,3 +394,53 @@ def test_truncation_that_overtakes_the_reader(
     assert sorted(n for n in got if n >= 50_000) == list(range(50_000, 50_100))
     (w,) = warns(s.logs(), "lost")
     assert w["bytes"] == lost and "truncated" in w["message"] and w["path"] == str(log)
+
+
+def _deleted_handles(pid: int) -> list[str]:
+    out = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.endswith(" (deleted)") and "/logs/" in target:
+                out.append(target)
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_deleted_file_is_not_held_open_while_reading_is_paused(
+    tmp_path: Path, sidecars: list[Sidecar], loki: LokiReceiver
+) -> None:
+    """Loki is down, there is no spool, reading has paused at the memory limit; the service
+    rotates and deletes its file. After rotate_wait the sidecar lets the deleted file go
+    (no handle keeps its name "delete pending" on Windows, or its space here), reporting
+    exactly the bytes it never read; the rest ships once Loki is back."""
+    cfg = loki_config(
+        tmp_path,
+        loki,
+        memory={"max_inflight_bytes": "64KiB"},
+        source={"rotate_wait": "1s", "poll_interval": "100ms"},
+    )
+    log = tmp_path / "logs" / "app.log"
+    loki.outage(3600)
+    old = lines(0, 20_000)
+    log.write_bytes(old)
+    s, base = start(cfg, tmp_path, sidecars)
+    wait_for(lambda: metric(base, "obskit_sidecar_lines_read_total") > 0, what="reading")
+    time.sleep(0.5)  # paused at the memory limit
+    read_before = metric(base, "obskit_sidecar_lines_read_total")
+    assert read_before < 20_000
+    os.replace(log, log.with_suffix(".log.1"))
+    log.with_suffix(".log.1").unlink()
+    log.write_bytes(lines(50_000, 50_100))
+    wait_for(lambda: metric(base, "obskit_sidecar_source_lost_bytes_total") > 0, what="the loss")
+    wait_for(lambda: not _deleted_handles(s.proc.pid), 5, "the deleted file's handle to close")
+    loki.clear_faults()
+    wait_for(lambda: 50_099 in loki_seqs(loki), what="the new file")
+    got = loki_seqs(loki)
+    delivered_old = sorted(n for n in got if n < 20_000)
+    lost = len(old) - sum(len(line(n)) + 1 for n in delivered_old)
+    assert metric(base, "obskit_sidecar_source_lost_bytes_total") == lost
+    assert delivered_old == list(range(len(delivered_old)))  # the lines read before: all
+    assert s.signal(signal.SIGTERM) == 0
+    (w,) = warns(s.logs(), "lost")
+    assert w["bytes"] == lost and "deleted before it was read" in w["message"]

@@ -199,3 +199,23 @@ def test_identity_disagreement_never_restarts_a_file(
     assert r.lines == [b"%d" % i for i in range(1, 8)]
     assert len(t.files()) == 1
     t.close()
+
+
+@pytest.mark.parametrize("kind", ["posix", "windows"])
+def test_a_deleted_file_is_told_apart_from_a_renamed_one(tmp_path: Path, kind: str) -> None:
+    """The tailer lets a deleted file go instead of holding its name "delete pending"
+    (Windows) or its space; a file that was only renamed away is still named."""
+    from tests.winfakes import FakeKernel32, FakeMsvcrt
+
+    files = PosixFiles() if kind == "posix" else WindowsFiles(FakeKernel32(), FakeMsvcrt())
+    p = tmp_path / "a.log"
+    p.write_bytes(b"x\n")
+    f = files.open_read(str(p))
+    try:
+        assert not files.deleted(f)
+        os.replace(p, tmp_path / "a.log.1")
+        assert not files.deleted(f)
+        (tmp_path / "a.log.1").unlink()
+        assert files.deleted(f)
+    finally:
+        f.close()
