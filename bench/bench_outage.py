@@ -58,6 +58,7 @@ class Writer(threading.Thread):
         self.folder, self.service, self.rate, self.seconds = folder, service, rate, seconds
         self.written = 0
         self.rotations = 0
+        self.sizes: list[int] = []  # bytes of each line, newline included
         self.start_time = 0.0
 
     def run(self) -> None:
@@ -82,7 +83,9 @@ class Writer(threading.Thread):
                     "message": f"order {n} placed by customer {n * 7919 % 100000}",
                     "seq": n,
                 }
-                handles[k].write(orjson.dumps(rec) + b"\n")
+                data = orjson.dumps(rec) + b"\n"
+                handles[k].write(data)
+                self.sizes.append(len(data))
                 n += 1
             for h in handles:
                 h.flush()
@@ -217,6 +220,7 @@ def run(loki: str, spool: bool, a: argparse.Namespace) -> dict[str, object]:
         link.close()
     unique = set(got)
     return {
+        "lost_bytes": sum(w.sizes[n] for n in range(w.written) if n not in unique),
         "written": w.written,
         "rotations": w.rotations,
         "lost": w.written - len(unique),
@@ -261,7 +265,8 @@ def main() -> None:
             if not on:
                 print(
                     f"    the sidecar reported {r['reported_lost_bytes']:,.0f} bytes lost"
-                    " (obskit_sidecar_source_lost_bytes_total)"
+                    f" (obskit_sidecar_source_lost_bytes_total); the lines lost were"
+                    f" {r['lost_bytes']:,} bytes"
                 )
         print("  measured earlier on this machine kind, same scenario into a real Loki:")
         for name, lost in PEERS:
