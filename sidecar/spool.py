@@ -43,7 +43,7 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -134,6 +134,36 @@ class _Header:
     def valid(self, payload: bytes | memoryview) -> bool:
         tail = struct.pack("<QQId", self.no, self.cum, self.lines, self.created)
         return bool(_crc(tail, payload) == self.crc)
+
+
+def _walk(
+    path: Path, size: int | None = None, *, payloads: bool = True
+) -> Iterator[tuple[int, _Header, bytes]]:
+    """``(offset, header, payload)`` of a segment's whole records from its start, in order,
+    up to ``size`` bytes; it stops at the first record that is torn or (with ``payloads``)
+    fails its checksum. Without ``payloads`` only headers are read (payload ``b""``)."""
+    with open(path, "rb") as f:
+        off = 0
+        while size is None or off + HEADER_SIZE <= size:
+            raw = _read_exact(f, HEADER_SIZE)
+            if len(raw) < HEADER_SIZE:
+                return
+            try:
+                h = _Header(raw)
+            except (ValueError, struct.error):
+                return
+            end = off + HEADER_SIZE + h.length
+            if size is not None and end > size:
+                return
+            payload = b""
+            if payloads:
+                payload = _read_exact(f, h.length)
+                if len(payload) < h.length or not h.valid(payload):
+                    return
+            else:
+                f.seek(end)
+            yield off, h, payload
+            off = end
 
 
 def _read_exact(f: BinaryIO, n: int) -> bytes:
@@ -231,20 +261,11 @@ class Spool:
         last = self._order[-1]
         path = self.dir / _seg_name(last)
         good, no, cum = 0, last, None
-        with open(path, "rb") as f:
-            while True:
-                raw = _read_exact(f, HEADER_SIZE)
-                if len(raw) < HEADER_SIZE:
-                    break
-                try:
-                    h = _Header(raw)
-                except ValueError:
-                    break
-                payload = _read_exact(f, h.length)
-                if len(payload) < h.length or h.no != no or not h.valid(payload):
-                    break
-                good += HEADER_SIZE + h.length
-                no, cum = h.no + 1, h.cum
+        for off, h, _ in _walk(path):
+            if h.no != no:
+                break
+            good = off + HEADER_SIZE + h.length
+            no, cum = h.no + 1, h.cum
         size = self._segs[last]
         if good < size:
             with open(path, "r+b") as f:
@@ -270,17 +291,9 @@ class Spool:
             return self._ledger_cum_hint
         # The previous segment ends just before ``first``; walk its headers once.
         cum = 0
-        with contextlib.suppress(OSError), open(self.dir / _seg_name(prev[-1]), "rb") as f:
-            while True:
-                raw = _read_exact(f, HEADER_SIZE)
-                if len(raw) < HEADER_SIZE:
-                    break
-                try:
-                    h = _Header(raw)
-                except ValueError:
-                    break
+        with contextlib.suppress(OSError):
+            for _, h, _ in _walk(self.dir / _seg_name(prev[-1]), payloads=False):
                 cum = h.cum
-                f.seek(h.length, os.SEEK_CUR)
         return cum
 
     def _place_reader(self, ledger: tuple[int, int, int, int] | None, warnings: list[str]) -> None:
@@ -646,28 +659,13 @@ class Spool:
         out: list[tuple[Location, bytes]] = []
         segs = [s for s in self._order if s <= start][-1:] + [s for s in self._order if s > start]
         for seg in segs:
-            size = self._segs.get(seg, 0)
-            try:
-                f = open(self.dir / _seg_name(seg), "rb")  # noqa: SIM115 - closed below
-            except OSError:
-                continue
-            with f:
-                off = 0
-                while off + HEADER_SIZE <= size:
-                    f.seek(off)
-                    try:
-                        h = _Header(_read_exact(f, HEADER_SIZE))
-                    except (ValueError, struct.error):
-                        break
-                    end = off + HEADER_SIZE + h.length
-                    if end > size:
-                        break
+            with contextlib.suppress(OSError):
+                for off, h, payload in _walk(self.dir / _seg_name(seg), self._segs.get(seg, 0)):
                     if h.no >= start:
-                        payload = _read_exact(f, h.length)
-                        if h.valid(payload):
-                            loc = Location(h.no, seg, off, end, h.cum, h.lines, h.created)
-                            out.append((loc, payload))
-                    off = end
+                        end = off + HEADER_SIZE + h.length
+                        out.append(
+                            (Location(h.no, seg, off, end, h.cum, h.lines, h.created), payload)
+                        )
         return out
 
     # -- status and shutdown --------------------------------------------------------------
@@ -761,19 +759,8 @@ def inspect(directory: Path) -> SpoolStats:
     ledger = probe._load_ledger([])
     last_no, last_cum = -1, 0
     if firsts:
-        with open(directory / _seg_name(firsts[-1]), "rb") as f:
-            while True:
-                raw = _read_exact(f, HEADER_SIZE)
-                if len(raw) < HEADER_SIZE:
-                    break
-                try:
-                    h = _Header(raw)
-                except ValueError:
-                    break
-                payload = _read_exact(f, h.length)
-                if len(payload) < h.length or not h.valid(payload):
-                    break
-                last_no, last_cum = h.no, h.cum
+        for _, h, _ in _walk(directory / _seg_name(firsts[-1])):
+            last_no, last_cum = h.no, h.cum
     if ledger is not None:
         no, seg, off, cum = ledger
     else:
