@@ -47,6 +47,18 @@ def timestamp_ns(ts: str) -> int:
     return secs * 1_000_000_000 + ns
 
 
+def without_leap_second(ts: str) -> str:
+    """``ts`` with a leap second (``23:59:60[.f]``) moved to the last nanosecond of its minute
+    (``23:59:59.999999999``), the rest (offset) kept: what Elasticsearch stores as
+    ``@timestamp``, since its date parser refuses second 60. Other timestamps unchanged."""
+    if ts[17:19] != "60":
+        return ts
+    end = 19
+    while end < len(ts) and (ts[end].isdigit() or ts[end] == "."):
+        end += 1
+    return ts[:17] + "59.999999999" + ts[end:]
+
+
 def _days_from_civil(y: int, m: int, d: int) -> int:
     # Howard Hinnant's days_from_civil: proleptic Gregorian, no datetime objects needed.
     y -= m <= 2

@@ -19,7 +19,7 @@ import msgspec
 import orjson
 
 from obskit.schema import timestamp_ns
-from obskit.schema.record import Record
+from obskit.schema.record import Record, without_leap_second
 from sidecar.sinks.base import LineId
 
 
@@ -100,12 +100,7 @@ def at_timestamp(ts: str) -> bytes:
     """``@timestamp`` for a schema timestamp, JSON-quoted. A leap second (``23:59:60``, valid
     RFC 3339 but refused by Elasticsearch's date parser) becomes the last nanosecond of the
     minute, so the line is stored rather than rejected; ``timestamp`` keeps the original."""
-    if ts[17:19] == "60":
-        end = 19
-        while end < len(ts) and (ts[end].isdigit() or ts[end] == "."):
-            end += 1
-        ts = ts[:17] + "59.999999999" + ts[end:]
-    return orjson.dumps(ts)
+    return orjson.dumps(without_leap_second(ts))
 
 
 _ID_TAIL_TS = b'"}}\n{"@timestamp":'
