@@ -12,15 +12,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from obskit.trace.config import (
-    ElasticsearchConfig,
-    HTTPBackendConfig,
-    LokiConfig,
-    TraceConfig,
-    apply_env,
-    find_config,
-    load_config,
-)
+from obskit.trace.config import TraceConfig, resolve_config
 from obskit.trace.lookup import LookupResult, build_backends, check_shards, run_lookup
 from obskit.trace.model import (
     BackendError,
@@ -112,7 +104,9 @@ def trace(
     """
     try:
         trace_id = parse_trace_id(trace)
-        cfg = _config(config_path, loki_url, tenant, es_url, index, paths, shard, concurrency)
+        cfg = resolve_config(
+            config_path, loki_url, tenant, es_url, index, paths, shard, concurrency
+        )
         window = Window.build(since if since or from_ else cfg.since, from_, to)
         check_shards(cfg, window)
         field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else cfg.fields
@@ -168,49 +162,6 @@ def trace(
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_FOUND if result.entries else EXIT_NOT_FOUND
     sys.exit(code)
-
-
-def _config(
-    config_path: Path | None,
-    loki_url: str | None,
-    tenant: str | None,
-    es_url: str | None,
-    index: str | None,
-    paths: tuple[Path, ...],
-    shard: str | None,
-    concurrency: int | None,
-) -> TraceConfig:
-    """File, then environment, then command line (each overrides the one before)."""
-    if config_path is not None and not config_path.is_file():
-        raise TraceUsageError(f"--config {config_path}: no such file")
-    cfg = apply_env(load_config(config_path or find_config()))
-    if loki_url:
-        cfg.loki = cfg.loki or LokiConfig()
-        cfg.loki.url = loki_url
-    if tenant:
-        if cfg.loki is None:
-            raise TraceUsageError("--tenant needs a Loki backend (--loki URL)")
-        cfg.loki.tenant = tenant
-    if es_url:
-        cfg.elasticsearch = cfg.elasticsearch or ElasticsearchConfig()
-        cfg.elasticsearch.url = es_url
-    if index:
-        if cfg.elasticsearch is None:
-            raise TraceUsageError("--index needs an Elasticsearch backend (--es URL)")
-        cfg.elasticsearch.index = index
-    if paths:
-        cfg.paths = [str(p) for p in paths]
-    if shard:
-        try:
-            HTTPBackendConfig(shard=shard).shard_ns()
-        except TraceUsageError as exc:
-            raise TraceUsageError(f"--shard {shard}: {exc}") from None
-        for backend in (cfg.loki, cfg.elasticsearch):
-            if backend is not None:
-                backend.shard = shard
-    if concurrency:
-        cfg.concurrency = concurrency
-    return cfg
 
 
 def _searched(result: LookupResult) -> str:

@@ -74,6 +74,9 @@ class LokiConfig(HTTPBackendConfig):
     categorize_labels: bool = True
     #: ``--follow`` poll interval in seconds.
     poll_interval: float = 2.0
+    #: ``obskit audit --instance/--by-instance``: the stream label naming the shipping
+    #: instance (the Loki sink's ``instance_label``).
+    instance_label: str = "instance"
 
 
 @dataclass
@@ -301,3 +304,47 @@ def credentials(
     if c.password is not None and c.username is None:
         raise TraceUsageError(f"{what}: a password is set but no username")
     return c
+
+
+def resolve_config(
+    config_path: Path | None,
+    loki_url: str | None,
+    tenant: str | None,
+    es_url: str | None,
+    index: str | None,
+    paths: tuple[Path, ...] | list[Path] = (),
+    shard: str | None = None,
+    concurrency: int | None = None,
+) -> TraceConfig:
+    """The backends of ``obskit trace`` and ``obskit audit``: the config file, then the
+    environment, then the command line (each overrides the one before)."""
+    if config_path is not None and not config_path.is_file():
+        raise TraceUsageError(f"--config {config_path}: no such file")
+    cfg = apply_env(load_config(config_path or find_config()))
+    if loki_url:
+        cfg.loki = cfg.loki or LokiConfig()
+        cfg.loki.url = loki_url
+    if tenant:
+        if cfg.loki is None:
+            raise TraceUsageError("--tenant needs a Loki backend (--loki URL)")
+        cfg.loki.tenant = tenant
+    if es_url:
+        cfg.elasticsearch = cfg.elasticsearch or ElasticsearchConfig()
+        cfg.elasticsearch.url = es_url
+    if index:
+        if cfg.elasticsearch is None:
+            raise TraceUsageError("--index needs an Elasticsearch backend (--es URL)")
+        cfg.elasticsearch.index = index
+    if paths:
+        cfg.paths = [str(p) for p in paths]
+    if shard:
+        try:
+            HTTPBackendConfig(shard=shard).shard_ns()
+        except TraceUsageError as exc:
+            raise TraceUsageError(f"--shard {shard}: {exc}") from None
+        for backend in (cfg.loki, cfg.elasticsearch):
+            if backend is not None:
+                backend.shard = shard
+    if concurrency:
+        cfg.concurrency = concurrency
+    return cfg

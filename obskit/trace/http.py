@@ -93,7 +93,13 @@ def request(
             resp = client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise BackendError(name, explain_error(exc)) from None
-        if resp.status_code not in RETRYABLE_STATUS or attempt == retries:
+        if resp.status_code not in RETRYABLE_STATUS or attempt == retries or _permanent(resp):
             return resp
         time.sleep(backoff.next_delay(retry_after(resp)))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _permanent(resp: httpx.Response) -> bool:
+    # Elasticsearch before 8.8 and OpenSearch answer "too many buckets" with 503, which a
+    # retry cannot change (elastic/elasticsearch#37957).
+    return resp.status_code == 503 and b"too_many_buckets_exception" in resp.content
