@@ -25,6 +25,10 @@ and ``instance.go``):
   ``limit`` / ``max_entries_limit_per_query``, ``max_query_length``, ``direction`` and both
   result shapes (labels folded, or ``categorize-labels``). ``/loki/api/v1/query`` answers a
   log query with Loki 3's 400 (log queries are range-only).
+* Metric queries (``sum by (service) (count_over_time({...}[1m]))``): a ``matrix`` result
+  evaluated with Loki's range semantics (``(t - range, t]`` at every step), ``step``, the
+  11,000 points limit, ``max_query_series``, and optionally the results cache (bypassed with
+  ``Cache-Control: no-cache``). ``GET /loki/api/v1/label/<name>/values``.
 """
 
 from __future__ import annotations
@@ -110,6 +114,10 @@ class Limits:
     max_returned_errors: int = 10
     head_block_bytes: int = 256 * 1024
     max_recv_msg_size: int = 100 * MIB
+    max_query_series: int = 500
+    #: Keep metric query results and answer a repeated query from them (Loki's results
+    #: cache), unless the request says ``Cache-Control: no-cache``. Off by default.
+    results_cache: bool = False
 
 
 @dataclass
@@ -156,6 +164,8 @@ class Counters:
     duplicates_dropped: int = 0
     faults_served: int = 0
     query_requests: int = 0
+    metric_queries: int = 0
+    cache_hits: int = 0
 
 
 class HTTPError(Exception):
@@ -180,6 +190,7 @@ class LokiReceiver:
         self._outage_status = 503
         self._buckets: dict[str, tuple[float, float]] = {}
         self._stopping = threading.Event()
+        self._results_cache: dict[tuple[str, str, int, int, int], dict[str, Any]] = {}
         self.now_ns: Any = time.time_ns  # tests may pin the clock
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -273,6 +284,24 @@ class LokiReceiver:
 
     def lines(self, tenant: str | None = None) -> list[str]:
         return [e.line for e in self.entries(tenant)]
+
+    def delete(self, pred: Any, tenant: str | None = None) -> int:
+        """Remove the stored entries for which ``pred(StoredEntry)`` is true (a test's way
+        to make lines go missing); returns how many."""
+        gone = 0
+        with self.lock:
+            for (ten, _), s in self._streams.items():
+                if tenant is not None and ten != tenant:
+                    continue
+                keep = []
+                for item in s.entries:
+                    ts, _seq, line, sm = item
+                    if pred(StoredEntry(ten, dict(s.labels), ts, line, dict(sm))):
+                        gone += 1
+                    else:
+                        keep.append(item)
+                s.entries = keep
+        return gone
 
     def stats(self) -> dict[str, int]:
         with self.lock:
@@ -508,13 +537,13 @@ class LokiReceiver:
 
     # --- query -----------------------------------------------------------------------------
     def handle_query_range(
-        self, tenant: str, params: dict[str, str], categorize: bool
+        self, tenant: str, params: dict[str, str], categorize: bool, no_cache: bool = False
     ) -> dict[str, Any]:
         lim = self.limits
         if "query" not in params:
             raise HTTPError(400, "query parameter is required")
         try:
-            q = loki_logql.parse(params["query"])
+            expr = loki_logql.parse_expr(params["query"])
         except loki_logql.LogQLError as exc:
             raise HTTPError(400, str(exc)) from exc
         now = self.now_ns()
@@ -541,8 +570,11 @@ class LokiReceiver:
             raise HTTPError(
                 400,
                 f"the query time range exceeds the limit (query length: "
-                f"{go_duration(end - start)}, limit: {go_duration(lim.max_query_length)})",
+                f"{go_duration(end - start)}, limit: {model_duration(lim.max_query_length)})",
             )
+        if not isinstance(expr, loki_logql.Query):
+            return self._metric_query(tenant, expr, params, start, end, no_cache)
+        q = expr
         direction = params.get("direction", "backward").lower()
         if direction not in ("forward", "backward"):
             raise HTTPError(400, f"invalid direction '{direction}'")
@@ -585,6 +617,142 @@ class LokiReceiver:
         if categorize:
             data["encodingFlags"] = ["categorize-labels"]
         return {"status": "success", "data": data}
+
+    def _metric_query(
+        self,
+        tenant: str,
+        expr: loki_logql.Metric,
+        params: dict[str, str],
+        start: int,
+        end: int,
+        no_cache: bool,
+    ) -> dict[str, Any]:
+        """A metric ``query_range`` (Loki's engine, ``pkg/logql/engine.go`` and
+        ``pkg/loghttp/query.go``): matrix result, ``step`` validation, at most 11,000 points,
+        ``max_query_series``; the results cache is bypassed by ``Cache-Control: no-cache``."""
+        lim = self.limits
+        if "step" in params:
+            try:
+                step = parse_duration(params["step"])
+            except ValueError as exc:
+                raise HTTPError(400, str(exc)) from exc
+        else:
+            # Loki's defaultQueryRangeStep: a 250th of the range, at least a second.
+            step = max((end - start) // 10**9 // 250, 1) * 10**9
+        if step <= 0:
+            raise HTTPError(
+                400,
+                "zero or negative query resolution step widths are not accepted. "
+                "Try a positive integer",
+            )
+        if (end - start) // step > 11000:
+            raise HTTPError(
+                400,
+                "exceeded maximum resolution of 11,000 points per time series. Try increasing "
+                "the value of the step parameter",
+            )
+        cache_key = (tenant, params["query"], start, end, step)
+        with self.lock:
+            self.counters.metric_queries += 1
+            if lim.results_cache and not no_cache and cache_key in self._results_cache:
+                self.counters.cache_hits += 1
+                return self._results_cache[cache_key]
+            log_q = loki_logql.selector_of(expr)
+            lo = start - loki_logql.range_of(expr)
+            samples: list[loki_logql.Sample] = []
+            for (ten, _), st in self._streams.items():
+                if ten != tenant or not log_q.stream_matches(st.labels):
+                    continue
+                ents = st.entries
+                # (start - range, end]: the engine fetches [lo, end + 1ns) and drops ts <= lo.
+                a, b = bisect.bisect_left(ents, (lo + 1,)), bisect.bisect_left(ents, (end + 1,))
+                for ts, _seq, line, sm_t in ents[a:b]:
+                    sm = dict(sm_t)
+                    ok, parsed = log_q.run(line, st.labels, sm)
+                    if ok:
+                        samples.append((ts, {**st.labels, **sm, **parsed}))
+        series = loki_logql.evaluate(expr, samples, start, end, step)
+        if len(series) > lim.max_query_series:
+            raise HTTPError(
+                400,
+                f"maximum number of series ({lim.max_query_series}) reached for a single "
+                "query; consider reducing query cardinality by adding more specific stream "
+                "selectors, reducing the time range, or aggregating results with functions "
+                "like sum(), count() or topk()",
+            )
+        result = [
+            {
+                "metric": dict(key),
+                "values": [[_prom_time(t), _prom_value(v)] for t, v in sorted(pts.items())],
+            }
+            for key, pts in sorted(series.items())
+        ]
+        doc = {
+            "status": "success",
+            "data": {"resultType": "matrix", "result": result, "stats": {}},
+        }
+        if lim.results_cache and not no_cache:  # no-cache bypasses the cache both ways
+            with self.lock:
+                self._results_cache[cache_key] = doc
+        return doc
+
+    def label_values(self, tenant: str, name: str, params: dict[str, str]) -> dict[str, Any]:
+        """``GET /loki/api/v1/label/<name>/values``: values of ``name`` in streams with entries
+        in ``[start, end]`` (matching ``query`` when given)."""
+        now = self.now_ns()
+        try:
+            end = parse_time_param(params["end"]) if "end" in params else now
+            start = parse_time_param(params["start"]) if "start" in params else end - 6 * HOUR
+            q = loki_logql.parse(params["query"]) if params.get("query") else None
+        except (ValueError, loki_logql.LogQLError) as exc:
+            raise HTTPError(400, str(exc)) from exc
+        values: set[str] = set()
+        with self.lock:
+            for (ten, _), st in self._streams.items():
+                if ten != tenant or name not in st.labels:
+                    continue
+                if q is not None and not q.stream_matches(st.labels):
+                    continue
+                a = bisect.bisect_left(st.entries, (start,))
+                if a < len(st.entries) and st.entries[a][0] <= end:
+                    values.add(st.labels[name])
+        return {"status": "success", "data": sorted(values)}
+
+
+def _prom_time(t_ns: int) -> int | float:
+    """Prometheus ``model.Time`` in JSON: seconds, with milliseconds when not whole."""
+    ms = t_ns // 10**6
+    return ms // 1000 if ms % 1000 == 0 else ms / 1000
+
+
+def _prom_value(v: float) -> str:
+    """Prometheus ``SampleValue.String()``: shortest decimal form (``12``, ``0.5``)."""
+    return str(int(v)) if v == int(v) else repr(v)
+
+
+def model_duration(ns: int) -> str:
+    """Prometheus ``model.Duration.String()`` (how Loki prints limits): ``30d1h``, ``12h``,
+    ``1w``; years and weeks only when they divide exactly."""
+    ms = ns // 10**6
+    if ms == 0:
+        return "0s"
+    out = ""
+    for unit, mult, exact in (
+        ("y", 365 * 86400_000, True),
+        ("w", 7 * 86400_000, True),
+        ("d", 86400_000, False),
+        ("h", 3600_000, False),
+        ("m", 60_000, False),
+        ("s", 1000, False),
+        ("ms", 1, False),
+    ):
+        if exact and ms % mult:
+            continue
+        v = ms // mult
+        if v:
+            out += f"{v}{unit}"
+            ms -= v * mult
+    return out
 
 
 def _grouped(errors: list[str]) -> str:
@@ -679,8 +847,18 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 return
             flags = self.headers.get("X-Loki-Response-Encoding-Flags", "")
+            no_cache = self.headers.get("Cache-Control", "").strip().lower() == "no-cache"
             try:
-                doc = rx.handle_query_range(tenant, params, "categorize-labels" in flags)
+                doc = rx.handle_query_range(tenant, params, "categorize-labels" in flags, no_cache)
+            except HTTPError as exc:
+                self._reply(exc.status, exc.text)
+                return
+            self._reply(200, json.dumps(doc), "application/json; charset=UTF-8")
+        elif path.startswith("/loki/api/v1/label/") and path.endswith("/values"):
+            name = urllib.parse.unquote(path[len("/loki/api/v1/label/") : -len("/values")])
+            params = dict(urllib.parse.parse_qsl(qs))
+            try:
+                doc = rx.label_values(tenant, name, params)
             except HTTPError as exc:
                 self._reply(exc.status, exc.text)
                 return

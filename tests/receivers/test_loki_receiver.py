@@ -307,7 +307,7 @@ def test_query_limits_direction_and_errors(rx: LokiReceiver):
     assert r.status_code == 400
     assert (
         r.text.strip()
-        == "the query time range exceeds the limit (query length: 1416h0m0s, limit: 721h0m0s)"
+        == "the query time range exceeds the limit (query length: 1416h0m0s, limit: 30d1h)"
     )
     assert _query(rx, '{service=~".*"}').status_code == 400
     assert _query(rx, "{service=").status_code == 400
@@ -360,3 +360,72 @@ def test_since_parameter(rx: LokiReceiver):
     assert [v[1] for v in r.json()["data"]["result"][0]["values"]] == ["new", "old"]
     r = _query(rx, '{service="api"}', end=str(NOW))  # default: the last hour
     assert [v[1] for v in r.json()["data"]["result"][0]["values"]] == ["new"]
+
+
+# --- metric queries (what obskit audit sends) ---------------------------------------------------
+M = 60 * 10**9
+T = (NOW // M - 30) * M  # a whole minute, 30 minutes before the pinned clock
+
+
+def _points(r: httpx.Response) -> dict[tuple[tuple[str, str], ...], list[list[object]]]:
+    assert r.status_code == 200, r.text
+    data = r.json()["data"]
+    assert data["resultType"] == "matrix"
+    return {tuple(sorted(s["metric"].items())): s["values"] for s in data["result"]}
+
+
+def test_count_over_time_ranges_are_left_open_right_closed(rx: LokiReceiver):
+    # Entries exactly on T, just after it, and exactly on T + 1m: Loki's range [1m] at point
+    # t counts (t - 1m, t], so the entry at T belongs to point T, not to point T + 1m.
+    push(rx, pb([(SVC, [(T, "on", {}), (T + 1, "after", {}), (T + M, "next-edge", {})])]))
+    push(rx, pb([('{service="db", level="WARN"}', [(T + 5 * 10**9, "db", {})])]))
+    q = 'sum by (service) (count_over_time({service=~".+"}[1m]))'
+    pts = _points(_query(rx, q, start=str(T), end=str(T + 2 * M), step="60"))
+    assert pts == {
+        (("service", "api"),): [[T // 10**9, "1"], [(T + M) // 10**9, "2"]],
+        (("service", "db"),): [[(T + M) // 10**9, "1"]],
+    }
+    # Grouping after the argument, a duration step, and no grouping at all.
+    q2 = 'sum(count_over_time({service="api"}[1m])) by (service)'
+    assert _points(_query(rx, q2, start=str(T + M), end=str(T + M), step="1m")) == {
+        (("service", "api"),): [[(T + M) // 10**9, "2"]]
+    }
+    q3 = 'sum(count_over_time({service=~".+"}[2m]))'
+    assert _points(_query(rx, q3, start=str(T + M), end=str(T + M), step="60")) == {
+        (): [[(T + M) // 10**9, "4"]]
+    }
+    # Without sum: one series per stream (labels, structured metadata included).
+    raw = _points(
+        _query(
+            rx, 'count_over_time({service="db"}[1m])', start=str(T + M), end=str(T + M), step="60"
+        )
+    )
+    assert list(raw) == [(("level", "WARN"), ("service", "db"), ("service_name", "db"))]
+
+
+def test_metric_query_limits_and_errors(rx: LokiReceiver):
+    q = 'sum by (service) (count_over_time({service=~".+"}[1m]))'
+    r = _query(rx, q, start=str(T - 11001 * M), end=str(T), step="60")
+    assert r.status_code == 400
+    assert r.text.strip() == (
+        "exceeded maximum resolution of 11,000 points per time series. Try increasing the "
+        "value of the step parameter"
+    )
+    r = _query(rx, q, start=str(T), end=str(T + M), step="0")
+    assert r.status_code == 400 and "zero or negative query resolution step" in r.text
+    assert _query(rx, 'sum by (service) (count_over_time({service=~".+"}))').status_code == 400
+    assert _query(rx, 'avg_over_time({service="api"}[1m])').status_code == 400
+    rx.limits.max_query_series = 1
+    push(rx, pb([('{service="a"}', [(T + 1, "x", {})]), ('{service="b"}', [(T + 1, "y", {})])]))
+    r = _query(rx, q, start=str(T + M), end=str(T + M), step="60")
+    assert r.status_code == 400
+    assert r.text.startswith("maximum number of series (1) reached for a single query")
+
+
+def test_label_values(rx: LokiReceiver):
+    push(rx, pb([('{service="a"}', [(T + 1, "x", {})]), ('{service="b"}', [(T - M, "y", {})])]))
+    r = httpx.get(
+        rx.url + "/loki/api/v1/label/service/values",
+        params={"start": str(T), "end": str(T + M), "query": '{service=~".+"}'},
+    )
+    assert r.json() == {"status": "success", "data": ["a"]}
