@@ -11,7 +11,8 @@
 Endpoints (Elasticsearch 8 semantics; OpenSearch flavour with ``flavor="opensearch"``):
 ``GET /``, ``POST /_bulk`` and ``/<target>/_bulk``, ``PUT/GET/DELETE /_index_template/<n>``,
 ``PUT/GET /_component_template/<n>``, ``GET/DELETE /_data_stream/<n>``, ``PUT/DELETE
-/<index>``, ``GET /<index>/_mapping``, ``GET|POST /<index>/_search``, ``/_search`` with a
+/<index>``, ``DELETE /<index>/_doc/<id>``, ``GET /<index>/_mapping``, ``GET|POST
+/<index>/_search`` (queries and ``terms``/``date_histogram`` aggregations), ``/_search`` with a
 ``pit``, ``/<index>/_count``, ``POST /<index>/_pit`` and ``DELETE /_pit`` (OpenSearch:
 ``/<index>/_search/point_in_time``), ``POST /<index>/_refresh``, ``GET /_cluster/health``,
 and ``GET /_receiver/stats`` (counters, for out-of-process use).
@@ -448,6 +449,10 @@ class _Handler(BaseHTTPRequestHandler):
                 names = c.resolve(parts[0])
                 out = {n: {"mappings": c.indices[n].mapping.to_json()} for n in names}
             self._send(200, out)
+            return
+        elif len(parts) == 3 and parts[1] == "_doc" and m == "DELETE":
+            res = c.delete_doc(parts[0], parts[2])
+            self._send(res.pop("status"), res)
             return
         elif len(parts) == 1 and not parts[0].startswith("_"):
             if m == "PUT":

@@ -513,6 +513,8 @@ class Cluster:
         self.index_templates: dict[str, Json] = {}
         self.component_templates: dict[str, Json] = {}
         self.pits: dict[str, Pit] = {}
+        #: ``search.max_buckets``: Elasticsearch 8's default; OpenSearch's is 65,535.
+        self.max_buckets = 65_536 if flavor == "elasticsearch" else 65_535
         self._seq = itertools.count()
         self._auto_ids = itertools.count(1)
         if flavor == "elasticsearch":
@@ -761,6 +763,39 @@ class Cluster:
                 "_primary_term": 1,
                 "status": status,
             }
+
+    def delete_doc(self, target: str, doc_id: str) -> Json:
+        """``DELETE /<index>/_doc/<id>``. A data stream must be addressed through its
+        backing index, as in Elasticsearch."""
+        with self.lock:
+            if target in self.data_streams:
+                raise EsError(
+                    400,
+                    "illegal_argument_exception",
+                    f"index request with op_type=delete and no if_primary_term and if_seq_no "
+                    f"set targeting data stream [{target}]: only write ops with an op_type of "
+                    "create are allowed in data streams",
+                )
+            idx = self.indices.get(target)
+            if idx is None:
+                raise EsError(
+                    404, "index_not_found_exception", f"no such index [{target}]", index=target
+                )
+            pos = idx.by_id.pop(doc_id, None)
+            seq_no = next(self._seq)
+            out: Json = {
+                "_index": idx.name,
+                "_id": doc_id,
+                "_seq_no": seq_no,
+                "_primary_term": 1,
+                "_shards": {"total": 2, "successful": 1, "failed": 0},
+            }
+            if pos is None:
+                return {**out, "_version": 1, "result": "not_found", "status": 404}
+            doc = idx.docs[pos]
+            assert doc is not None
+            idx.docs[pos] = None
+            return {**out, "_version": doc.version + 1, "result": "deleted", "status": 200}
 
     # ------------------------------------------------------------------- reads
 

@@ -5,7 +5,7 @@ Queries: ``match_all``, ``term``, ``terms``, ``match``, ``match_phrase``, ``rang
 sort values are epoch millis unless a ``format`` is given), ``_doc`` and ``_shard_doc``
 tiebreakers (``_shard_doc`` only with a point in time, which adds it implicitly as ES does),
 ``search_after``, ``from``/``size`` bounded by ``index.max_result_window``,
-``track_total_hits``.
+``track_total_hits``; ``aggs`` (``terms``, ``date_histogram``: :mod:`.es_aggs`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from . import es_aggs
 from .es_engine import (
     MAX_RESULT_WINDOW,
     Cluster,
@@ -213,6 +214,9 @@ def search(
     cluster: Cluster, expr: str | None, body: Json, params: dict[str, str], count: bool = False
 ) -> Json:
     """Run a search request; ``expr`` is the path's index expression (None with a PIT)."""
+    aggs = body.get("aggs", body.get("aggregations"))
+    if aggs is not None:
+        es_aggs.validate(aggs)
     pit_spec = body.get("pit")
     with cluster.lock:
         if pit_spec is not None:
@@ -337,6 +341,12 @@ def search(
         "_shards": {"total": len(order), "successful": len(order), "skipped": 0, "failed": 0},
         "hits": hits_obj,
     }
+    if aggs is not None:
+        # Elasticsearch >= 8.8 answers 400; OpenSearch kept 7.10's 503.
+        status = 503 if cluster.flavor == "opensearch" else 400
+        resp["aggregations"] = es_aggs.run(
+            aggs, [m[2] for m in matches], ctx, cluster.max_buckets, status
+        )
     if pit_spec is not None:
         resp["pit_id"] = pit_spec["id"]
     return resp

@@ -380,3 +380,105 @@ def test_count_only_mode_answers_every_item() -> None:
         stats = httpx.get(es.url + "/_receiver/stats").json()
         assert stats["docs_stored"] == 9 and stats["items"] == {"201": 9, "429": 1}
         assert es.cluster.indices == {}  # nothing stored
+
+
+def _aggs_body(**terms: object) -> dict[str, object]:
+    return {
+        "size": 0,
+        "aggs": {
+            "svc": {
+                "terms": {"field": "service", **terms},
+                "aggs": {
+                    "m": {
+                        "date_histogram": {
+                            "field": "@timestamp",
+                            "fixed_interval": "1m",
+                            "min_doc_count": 1,
+                        }
+                    }
+                },
+            }
+        },
+    }
+
+
+def test_terms_and_date_histogram_aggregations(es: EsReceiver, client: httpx.Client) -> None:
+    # logs-*-* data stream: the built-in template maps strings as keyword.
+    stamps = ["10:00:00.000", "10:00:59.999", "10:01:00.000", "10:03:30.5"]
+    pairs = [
+        ({"create": {}}, {"@timestamp": f"2026-11-25T{t}Z", "service": s, "message": "x"})
+        for t in stamps
+        for s in ("checkout", "payments")
+    ]
+    pairs[-1] = ({"create": {}}, {"@timestamp": "2026-11-25T10:00:01Z", "service": "checkout"})
+    r = client.post("/logs-app-default/_bulk", content=bulk(*pairs), headers=NDJSON)
+    assert not r.json()["errors"]
+    aggs = client.post("/logs-*/_search", json=_aggs_body()).json()["aggregations"]["svc"]
+    assert aggs["sum_other_doc_count"] == 0 and aggs["doc_count_error_upper_bound"] == 0
+    got = {
+        b["key"]: [(m["key_as_string"], m["doc_count"]) for m in b["m"]["buckets"]]
+        for b in aggs["buckets"]
+    }
+    # [k, k+1m): 10:01:00.000 opens the next bucket; min_doc_count 1 drops 10:02.
+    assert got == {
+        "checkout": [
+            ("2026-11-25T10:00:00.000Z", 3),
+            ("2026-11-25T10:01:00.000Z", 1),
+            ("2026-11-25T10:03:00.000Z", 1),
+        ],
+        "payments": [("2026-11-25T10:00:00.000Z", 2), ("2026-11-25T10:01:00.000Z", 1)],
+    }
+    assert [b["key"] for b in aggs["buckets"]] == ["checkout", "payments"]  # by count
+    first = aggs["buckets"][0]["m"]["buckets"][0]
+    assert first["key"] == 1795600800000  # 2026-11-25T10:00:00Z in epoch milliseconds
+    # min_doc_count defaults to 0: empty buckets between the first and the last.
+    body = _aggs_body(size=1)
+    del body["aggs"]["svc"]["aggs"]["m"]["date_histogram"]["min_doc_count"]  # type: ignore[index]
+    one = client.post("/logs-*/_search", json=body).json()["aggregations"]["svc"]
+    assert one["sum_other_doc_count"] == 3
+    assert [m["doc_count"] for m in one["buckets"][0]["m"]["buckets"]] == [3, 1, 0, 1]
+
+
+def test_aggregation_errors_and_limits(es: EsReceiver, client: httpx.Client) -> None:
+    client.post(
+        "/plain/_bulk",
+        content=bulk(({"index": {}}, {"@timestamp": "2026-11-25T10:00:00Z", "service": "a"})),
+        headers=NDJSON,
+    )
+    # A plain index: dynamic mapping makes service text + .keyword.
+    r = client.post("/plain/_search", json=_aggs_body())
+    assert r.status_code == 400
+    assert r.json()["error"]["root_cause"][0]["reason"].startswith("Text fields are not optimised")
+    body = _aggs_body()
+    body["aggs"]["svc"]["terms"]["field"] = "service.keyword"  # type: ignore[index]
+    assert client.post("/plain/_search", json=body).status_code == 200
+    assert client.post("/plain/_search", json=_aggs_body(size=0)).status_code == 400
+    bad = {"size": 0, "aggs": {"x": {"composite2": {}}}}
+    r = client.post("/plain/_search", json=bad)
+    assert r.status_code == 400 and "Unknown aggregation type [composite2]" in r.text
+    wk = {
+        "size": 0,
+        "aggs": {"x": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1w"}}},
+    }
+    assert client.post("/plain/_search", json=wk).status_code == 400
+    es.cluster.max_buckets = 1
+    r = client.post("/plain/_search", json=body)
+    assert r.status_code == 400
+    assert r.json()["error"]["root_cause"][0]["type"] == "too_many_buckets_exception"
+    unmapped = {"size": 0, "aggs": {"x": {"terms": {"field": "nope"}}}}
+    es.cluster.max_buckets = 65_536
+    assert client.post("/plain/_search", json=unmapped).json()["aggregations"]["x"]["buckets"] == []
+
+
+def test_delete_a_document(es: EsReceiver, client: httpx.Client) -> None:
+    r = client.post(
+        "/logs-app-default/_bulk",
+        content=bulk(({"create": {"_id": "d1"}}, {"@timestamp": "2026-11-25T10:00:00Z"})),
+        headers=NDJSON,
+    )
+    backing = items(r)[0]["_index"]
+    assert client.delete("/logs-app-default/_doc/d1").status_code == 400  # via the data stream
+    r = client.delete(f"/{backing}/_doc/d1")
+    assert r.status_code == 200 and r.json()["result"] == "deleted"
+    assert client.delete(f"/{backing}/_doc/d1").json()["result"] == "not_found"
+    assert es.count("logs-*") == 0
