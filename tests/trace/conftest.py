@@ -2,3 +2,4 @@
 
 from tests.receivers.elasticsearch import es_receiver, os_receiver  # noqa: F401
 from tests.receivers.fixtures import loki, loki_factory  # noqa: F401
+from tests.receivers.third_party import noida, osmem, osmem_url  # noqa: F401

@@ -125,17 +125,6 @@ def test_credentials_and_auth_errors(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- osmem-server (third party, OpenSearch API) ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def osmem_url() -> Any:
-    osmem = pytest.importorskip("osmem_server")
-    try:
-        server = osmem.OsmemServer.start(freeze=False, japanese=False, addr="127.0.0.1:0")
-    except osmem.OsmemError as exc:  # pragma: no cover - binary missing on this platform
-        pytest.skip(f"osmem-server not available: {exc}")
-    with server, server.clone() as clone:
-        yield clone.url
-
-
 def test_osmem_whole_trace_with_ties(osmem_url: str) -> None:
     recs = dataset()
     parts = []

@@ -9,6 +9,7 @@ from es_batches import FAST_RETRY
 
 from sidecar.sinks.elasticsearch import Config, ElasticsearchSink, build
 from tests.receivers.elasticsearch import EsReceiver, es_receiver, os_receiver  # noqa: F401
+from tests.receivers.third_party import noida, osmem, osmem_url  # noqa: F401
 
 
 @pytest.fixture

@@ -5,15 +5,9 @@ semantics stay covered by the in-process receiver."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
-import pytest
 from click.testing import CliRunner
 from es_batches import line, make_batch
 
@@ -21,62 +15,6 @@ from sidecar.es_setup import es_setup
 from sidecar.sinks.elasticsearch import ElasticsearchSink
 
 TRACE = "5b8efff798038103d269b633813fc60c"
-
-
-def _binary() -> str | None:
-    try:
-        from importlib.resources import files
-
-        path = files("noida_db").joinpath("noida-db.exe" if sys.platform == "win32" else "noida-db")
-    except ModuleNotFoundError:
-        return None
-    return str(path) if path.is_file() else shutil.which("noida-db")
-
-
-@pytest.fixture(scope="module")
-def noida(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = _binary()
-    if binary is None:
-        pytest.skip("noida-db is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = tmp_path_factory.mktemp("noida")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "start",
-            "--only",
-            "elasticsearch",
-            "--host",
-            "127.0.0.1",
-            "--data-dir",
-            str(data),
-            "--elasticsearch-port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip("noida-db did not start on this platform")
-        time.sleep(0.2)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 def test_sink_against_noida(noida: str, sink_factory: Callable[..., ElasticsearchSink]) -> None:

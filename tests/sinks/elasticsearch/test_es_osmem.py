@@ -7,7 +7,7 @@ so this runs the sink in index mode; data streams are covered by the in-process 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -17,26 +17,9 @@ from es_batches import line, make_batch
 from sidecar.es_setup import es_setup
 from sidecar.sinks.elasticsearch import ElasticsearchSink
 
-osmem_server = pytest.importorskip("osmem_server")
+pytest.importorskip("osmem_server")
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
-
-
-@pytest.fixture(scope="module")
-def osmem() -> Iterator[object]:
-    try:
-        server = osmem_server.OsmemServer.start(japanese=False, startup_timeout=30)
-    except osmem_server.OsmemError as exc:  # no binary for this platform
-        pytest.skip(f"osmem-server unavailable: {exc}")
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def osmem_url(osmem: object) -> Iterator[str]:
-    clone = osmem.clone()  # type: ignore[attr-defined]
-    yield clone.url
-    clone.close()
 
 
 def test_sink_and_templates_against_osmem(
