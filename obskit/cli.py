@@ -1,4 +1,4 @@
-"""The ``obskit`` command: ``obskit validate`` and ``obskit trace``."""
+"""The ``obskit`` command: ``obskit validate``, ``obskit trace`` and ``obskit audit``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ import click
 from obskit import __version__
 
 # Subcommands are imported only when invoked: `obskit validate` in CI should not pay for
-# httpx and rich, which only `obskit trace` needs.
+# httpx and rich, which only `obskit trace` and `obskit audit` need.
 _COMMANDS = {
+    "audit": (
+        "obskit.audit.command",
+        "audit",
+        "Did every line arrive? Files against Loki or Elasticsearch.",
+    ),
     "validate": ("obskit.validate.command", "validate", "Check log files against schema v1."),
     "trace": ("obskit.trace.command", "trace", "Every line of one trace, across services."),
 }
@@ -37,7 +42,7 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="obskit")
 def main() -> None:
-    """obskit: the log schema v1 toolkit (validate logs, look up traces)."""
+    """obskit: the log schema v1 toolkit (validate logs, look up traces, audit delivery)."""
 
 
 if __name__ == "__main__":  # pragma: no cover
