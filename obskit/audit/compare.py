@@ -156,6 +156,7 @@ class AuditResult:
                 "files": self.files.files,
                 "lines": self.files.lines,
                 "outside_window": self.files.outside,
+                "other_services": self.files.other_services,
                 "not_counted": dict(sorted(self.files.apart.items())),
                 "examples": self.files.examples,
                 "first": None if self.files.first_ns is None else format_ns(self.files.first_ns, 9),

@@ -55,8 +55,10 @@ class FileCounts:
     apart: Counter[str] = field(default_factory=Counter)
     #: The first few lines counted apart: ``path:line: reason``.
     examples: list[str] = field(default_factory=list)
-    #: Lines with a valid timestamp outside the compared minutes (or of other services).
+    #: Lines with a valid timestamp outside the compared minutes.
     outside: int = 0
+    #: Lines of services not asked for (``services``).
+    other_services: int = 0
     files: int = 0
     lines: int = 0
     bytes_read: int = 0
@@ -157,7 +159,7 @@ def _count_one(
     local: Counter[tuple[int, str, int]] = Counter()  # (range index, service, bucket)
     sizes = [0]
     line_no = 0
-    outside = 0
+    outside = other = 0
     first, last = out.first_ns, out.last_ns
     single = ranges[0] if len(ranges) == 1 else None
 
@@ -191,34 +193,41 @@ def _count_one(
                 first = ns
             if last is None or ns > last:
                 last = ns
+            if wanted and svc not in wanted:
+                other += 1
+                continue
             key = single.edges.key(ns)
-            if single.first <= key < single.end and (not wanted or svc in wanted):
+            if single.first <= key < single.end:
                 local[(0, svc, key)] += 1
             else:
                 outside += 1
             continue
+        # Several conventions: the instant differs only for a leap second (clamped for ES).
+        ns = reader.ns(head.timestamp, ranges[0].edges)
+        if ns is None:
+            apart(NO_TIMESTAMP)
+            continue
+        if first is None or ns < first:
+            first = ns
+        if last is None or ns > last:
+            last = ns
+        if wanted and svc not in wanted:
+            other += 1
+            continue
         placed = False
-        valid = False
         for i, r in enumerate(ranges):
-            ns = reader.ns(head.timestamp, r.edges)
-            if ns is None:
-                break
-            valid = True
-            if first is None or ns < first:
-                first = ns
-            if last is None or ns > last:
-                last = ns
-            key = r.edges.key(ns)
-            if r.first <= key < r.end and (not wanted or svc in wanted):
+            at = ns if i == 0 else reader.ns(head.timestamp, r.edges)
+            assert at is not None
+            key = r.edges.key(at)
+            if r.first <= key < r.end:
                 local[(i, svc, key)] += 1
                 placed = True
-        if not valid:
-            apart(NO_TIMESTAMP)
-        elif not placed:
+        if not placed:
             outside += 1
     out.lines += line_no
     out.bytes_read += sizes[0]
     out.outside += outside
+    out.other_services += other
     out.first_ns, out.last_ns = first, last
     for (i, svc, key), n in local.items():
         edges = ranges[i].edges

@@ -110,7 +110,8 @@ def test_service_filter_window_and_a_file_named_twice(tmp_path: Path) -> None:
     fc = count_files([tmp_path / "logs", f], [rng(1)], services=["payments"])
     assert fc.files == 1
     assert fc.counts[Edges.RIGHT_OPEN] == {("payments", T0): 2}
-    assert fc.outside == 9  # checkout, the second minute, and the line before the window
+    assert fc.other_services == 7  # checkout (the line before the window is one too)
+    assert fc.outside == 2  # payments' second minute
 
 
 def test_a_missing_path_is_a_usage_error_and_a_bad_gzip_a_warning(tmp_path: Path) -> None:
