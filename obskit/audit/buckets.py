@@ -72,7 +72,7 @@ class TimestampReader:
         if not isinstance(ts, str):
             return None
         if len(ts) >= 20 and ts[16] == ":" and ts[-1] == "Z":
-            base = self._minute(ts[:16])
+            base = self.minute(ts[:16])
             if base is None:
                 return None
             m = _TAIL.fullmatch(ts, 16)
@@ -89,7 +89,9 @@ class TimestampReader:
             ts = without_leap_second(ts)
         return timestamp_ns(ts)
 
-    def _minute(self, prefix: str) -> int | None:
+    def minute(self, prefix: str) -> int | None:
+        """``YYYY-MM-DDTHH:MM`` (UTC) -> Unix ns of that minute, or ``None`` if it does not
+        exist (cached)."""
         try:
             return self._minutes[prefix]
         except KeyError:

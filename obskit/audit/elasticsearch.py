@@ -162,8 +162,7 @@ class ElasticsearchCounter:
                     ) from None
                 self.field += ".keyword"
             out.note(
-                f"{self.name}: service is a text field (es-setup not run?); counted on "
-                f"{self.field}"
+                f"{self.name}: service is a text field (es-setup not run?); counted on {self.field}"
             )
             return self._search(out, self.body(rng, size, hist))
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import random
 from pathlib import Path
 
+import orjson
 import pytest
 from audithelp import base_minute, line, spread, write
 
 from obskit.audit.buckets import MINUTE_NS, BucketRange, Edges
 from obskit.audit.files import NO_SERVICE, NO_TIMESTAMP, NOT_JSON, TOO_LONG, count_files
-from obskit.trace.model import TraceUsageError
+from obskit.schema import timestamp_ns
+from obskit.schema.record import without_leap_second
+from obskit.schema.rules import check_timestamp
+from obskit.trace.model import TraceUsageError, format_ns
 
 T0 = base_minute(60)
 
@@ -122,3 +127,57 @@ def test_a_missing_path_is_a_usage_error_and_a_bad_gzip_a_warning(tmp_path: Path
     fc = count_files([tmp_path], [rng()])
     assert fc.counts[Edges.RIGHT_OPEN] == {("checkout", T0): 1}
     assert len(fc.warnings) == 1 and "broken.log.gz: cannot read" in fc.warnings[0]
+
+
+def _reference(lines: list[bytes], r: BucketRange) -> dict[tuple[str, int], int]:
+    """What the counts must be, computed the slow obvious way."""
+    out: dict[tuple[str, int], int] = {}
+    for raw in lines:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(obj, dict):
+            continue
+        ts, svc = obj.get("timestamp"), obj.get("service")
+        if not isinstance(svc, str) or not svc or check_timestamp(ts) is not None:
+            continue
+        if r.edges is Edges.RIGHT_OPEN:
+            ts = without_leap_second(ts)
+        key = r.edges.key(timestamp_ns(ts))
+        if key in r:
+            out[(svc, key)] = out.get((svc, key), 0) + 1
+    return out
+
+
+def test_bulk_and_line_paths_agree_with_a_reference(tmp_path: Path) -> None:
+    rnd = random.Random(11)
+    t = timestamp_ns("2016-12-31T23:50:00Z")  # a leap second at the end of this day
+    lines: list[bytes] = []
+    for i in range(6000):
+        ns = t + rnd.randrange(0, 20) * MINUTE_NS + rnd.choice([0, 0, 1, rnd.randrange(MINUTE_NS)])
+        text = format_ns(ns, rnd.choice([0, 3, 9]))
+        roll = rnd.random()
+        if roll < 0.01:
+            text = "2016-12-31T23:59:60.25Z"
+        elif roll < 0.02:
+            text = text[:-1] + "+01:00"
+        elif roll < 0.025:
+            text = "2016-12-31T25:00:00Z"
+        rec = {"timestamp": text, "service": rnd.choice(["a", "b", "c"]), "i": i}
+        raw = orjson.dumps(rec)
+        if roll > 0.999:
+            raw = b"junk " + raw
+        lines.append(raw)
+        if rnd.random() < 0.002:
+            lines.append(b"")
+    f = write(tmp_path / "mixed.log", lines, crlf=True)
+    ranges = [
+        BucketRange(t + 2 * MINUTE_NS, t + 15 * MINUTE_NS, Edges.LEFT_OPEN),
+        BucketRange(t + 2 * MINUTE_NS, t + 15 * MINUTE_NS, Edges.RIGHT_OPEN),
+    ]
+    for block in (512, 64 * 1024, 1 << 20):
+        fc = count_files([f], ranges, block_size=block)
+        for r in ranges:
+            assert fc.counts[r.edges] == _reference(lines, r), (block, r.edges)
+        assert fc.lines == len(lines)
