@@ -11,8 +11,10 @@ import click
 from obskit.audit.compare import AuditResult, compare_all
 from obskit.audit.loki import DAY_NS
 from obskit.audit.render import render_json, render_text
+from obskit.cli_errors import reported_errors
+from obskit.cli_options import backend_options, window_options
 from obskit.trace.config import ElasticsearchConfig, LokiConfig, resolve_config
-from obskit.trace.model import BackendError, TraceUsageError, Window, parse_duration_ns
+from obskit.trace.model import TraceUsageError, Window, parse_duration_ns
 
 EXIT_OK, EXIT_DIFFERS, EXIT_ERROR = 0, 1, 2
 
@@ -25,15 +27,8 @@ EXIT_OK, EXIT_DIFFERS, EXIT_ERROR = 0, 1, 2
     type=click.Path(path_type=Path),
     help="Log file or folder, or the file sink's archive (recursive, .gz too); repeatable.",
 )
-@click.option("--loki", "loki_url", metavar="URL", help="Loki base URL (env OBSKIT_LOKI_URL).")
-@click.option("--tenant", metavar="ID", help="Loki tenant: X-Scope-OrgID (env OBSKIT_LOKI_TENANT).")
-@click.option(
-    "--es", "es_url", metavar="URL", help="Elasticsearch/OpenSearch URL (env OBSKIT_ES_URL)."
-)
-@click.option("--index", metavar="PATTERN", help="Index pattern or data stream (default logs-*).")
-@click.option("--since", metavar="DURATION", help="Window ending now, e.g. 30m, 24h, 7d [24h].")
-@click.option("--from", "from_", metavar="TIME", help="Window start, RFC 3339.")
-@click.option("--to", metavar="TIME", help="Window end, RFC 3339 [now].")
+@backend_options
+@window_options
 @click.option(
     "--service", "services", multiple=True, metavar="NAME", help="Only this service; repeatable."
 )
@@ -95,7 +90,7 @@ def audit(
 
     Exit code: 0 every minute matches, 1 some differ, 2 usage or backend error.
     """
-    try:
+    with reported_errors("obskit audit", debug):
         cfg = resolve_config(config_path, loki_url, tenant, es_url, index)
         window = Window.build(since if since or from_ else cfg.since, from_, to)
         settle_s = 0.0 if settle.strip() in ("0", "0s") else parse_duration_ns(settle) / 1e9
@@ -124,21 +119,6 @@ def audit(
             concurrency=concurrency or cfg.concurrency,
             shard_ns=shard_ns,
         )
-    except TraceUsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    except BackendError as exc:
-        if debug:
-            raise
-        _fail(str(exc))
-        return
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-        return
-    except Exception as exc:
-        if debug:
-            raise
-        _fail(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)")
-        return
     try:
         _report(results, output, debug)
     except BrokenPipeError:
@@ -151,11 +131,6 @@ def _exit_code(results: list[AuditResult]) -> int:
     if any(r.error is not None for r in results):
         return EXIT_ERROR
     return EXIT_OK if all(r.ok for r in results) else EXIT_DIFFERS
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    click.echo(f"obskit audit: {message}", err=True)
-    sys.exit(code)
 
 
 def _report(results: list[AuditResult], output: str, debug: bool) -> None:

@@ -102,9 +102,8 @@ def count_files(
         out.files += 1
         try:
             with open_shared(path) as f:
-                _count_one(
-                    path, utf8_blocks(f, block_size), rngs, wanted, max_line_bytes, reader, out
-                )
+                counter = _File(str(path), rngs, wanted, max_line_bytes, reader, out)
+                counter.count(utf8_blocks(f, block_size))
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             out.warnings.append(f"{path}: cannot read: {reason}")
@@ -299,26 +298,17 @@ class _File:
             counts[k] = counts.get(k, 0) + n
             out.per_file[edges].setdefault(k, {})[self.name] = n
 
-
-def _count_one(
-    path: Path,
-    blocks: Iterator[bytes],
-    ranges: list[BucketRange],
-    wanted: frozenset[str],
-    max_len: int,
-    reader: TimestampReader,
-    out: FileCounts,
-) -> None:
-    f = _File(str(path), ranges, wanted, max_len, reader, out)
-    sizes = [0]
-    for run in _runs(blocks, max_len, sizes):
-        if run is None:
-            f.one(None)
-            continue
-        lines = run.split(b"\n")
-        if not f.bulk(run, lines):
-            for line in lines:
-                f.one(line)
-    # Counted only once the whole file was read: a file that fails half-way counts nothing
-    # (and is reported), rather than an arbitrary part of it.
-    f.finish(sizes[0])
+    def count(self, blocks: Iterator[bytes]) -> None:
+        """Count every line of the file; the result is added to ``out`` only once the whole
+        file was read (a file that fails half-way counts nothing and is reported, rather
+        than an arbitrary part of it)."""
+        sizes = [0]
+        for run in _runs(blocks, self.max_len, sizes):
+            if run is None:
+                self.one(None)
+                continue
+            lines = run.split(b"\n")
+            if not self.bulk(run, lines):
+                for line in lines:
+                    self.one(line)
+        self.finish(sizes[0])

@@ -12,6 +12,8 @@ from typing import Any
 import click
 from rich.console import Console
 
+from obskit.cli_errors import fail, reported_errors
+from obskit.cli_options import backend_options, window_options
 from obskit.trace.config import TraceConfig, resolve_config
 from obskit.trace.lookup import LookupResult, build_backends, check_shards, run_lookup
 from obskit.trace.model import (
@@ -27,18 +29,12 @@ EXIT_FOUND, EXIT_NOT_FOUND, EXIT_ERROR = 0, 1, 2
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> None:
-    click.echo(f"obskit trace: {message}", err=True)
-    sys.exit(code)
+    fail("obskit trace", message, code)
 
 
 @click.command()
 @click.argument("trace")
-@click.option("--loki", "loki_url", metavar="URL", help="Loki base URL (env OBSKIT_LOKI_URL).")
-@click.option("--tenant", metavar="ID", help="Loki tenant: X-Scope-OrgID (env OBSKIT_LOKI_TENANT).")
-@click.option(
-    "--es", "es_url", metavar="URL", help="Elasticsearch/OpenSearch URL (env OBSKIT_ES_URL)."
-)
-@click.option("--index", metavar="PATTERN", help="Index pattern or data stream (default logs-*).")
+@backend_options
 @click.option(
     "--path",
     "paths",
@@ -46,9 +42,7 @@ def _fail(message: str, code: int = EXIT_ERROR) -> None:
     type=click.Path(path_type=Path),
     help="Log file or folder (recursive, .gz too); repeatable.",
 )
-@click.option("--since", metavar="DURATION", help="Window ending now, e.g. 30m, 24h, 7d [24h].")
-@click.option("--from", "from_", metavar="TIME", help="Window start, RFC 3339.")
-@click.option("--to", metavar="TIME", help="Window end, RFC 3339 [now].")
+@window_options
 @click.option(
     "--output",
     "-o",
@@ -136,25 +130,10 @@ def trace(
     )
     if interval is not None and cfg.loki is not None:
         cfg.loki.poll_interval = interval
-    try:
+    with reported_errors("obskit trace", debug):
         if follow:
             sys.exit(_follow(cfg, trace_id, window, console, field_list, link, debug))
         result = run_lookup(cfg, trace_id, window)
-    except TraceUsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    except BackendError as exc:
-        if debug:
-            raise
-        _fail(str(exc))
-        return
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-        return
-    except Exception as exc:
-        if debug:
-            raise
-        _fail(f"unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)")
-        return
     try:
         code = _report(result, output, console, field_list, link, debug)
     except BrokenPipeError:

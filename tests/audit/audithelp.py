@@ -12,16 +12,13 @@ from typing import Any
 import orjson
 
 from obskit.audit.buckets import MINUTE_NS
-from obskit.schema import Policy, validate_chunk
 from obskit.trace.model import Window, format_ns
 from sidecar.sinks.base import Batch
 from sidecar.sinks.elasticsearch import Config as EsConfig
 from sidecar.sinks.elasticsearch import ElasticsearchSink
-from sidecar.sinks.http import RetryConfig
 from sidecar.sinks.loki import Config as LokiConfig
 from sidecar.sinks.loki import LokiSink
-
-FAST_RETRY = RetryConfig(initial=0.02, max=0.2, multiplier=2.0)
+from tests.sinks.elasticsearch.es_batches import FAST_RETRY, make_batch
 
 
 def base_minute(minutes_ago: int = 90) -> int:
@@ -66,14 +63,8 @@ def write(path: Path, lines: Iterable[bytes], *, crlf: bool = False, gz: bool = 
 
 
 def batch(lines: Sequence[bytes], file_key: str = "f1", seq: int = 1) -> Batch:
-    """A batch as the engine builds it: validated records, ids ``<file_key>-<offset>``."""
-    res = validate_chunk(b"\n".join(lines) + b"\n", Policy())
-    assert all(r is not None for r in res.records), res.violations
-    ids, off = [], 0
-    for raw in res.lines:
-        ids.append(f"{file_key}-{off}")
-        off += len(raw) + 1
-    return Batch(seq, list(res.lines), list(res.records), ids, {"host": "node-1"})  # type: ignore[arg-type]
+    """A batch as the engine builds it, from host ``node-1``."""
+    return make_batch(list(lines), file_key, {"host": "node-1"}, seq)
 
 
 def ship_loki(url: str, lines: Sequence[bytes], instance: str = "node-1", **cfg: Any) -> None:

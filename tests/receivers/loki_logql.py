@@ -128,18 +128,27 @@ def parse(query: str) -> Query:
     return q
 
 
+def _syntax_error(i: int, msg: str) -> LogQLError:
+    return LogQLError(f"parse error at line 1, col {i + 1}: syntax error: {msg}")
+
+
+def _skip_ws(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
 def _parse_log(text: str, i: int, *, embedded: bool) -> tuple[Query, int]:
     """The log query starting at ``text[i]``; ``embedded``: it ends at a ``[`` (the range of a
     range aggregation) instead of at the end of the text."""
     n = len(text)
 
     def err(msg: str) -> LogQLError:
-        return LogQLError(f"parse error at line 1, col {i + 1}: syntax error: {msg}")
+        return _syntax_error(i, msg)
 
     def ws() -> None:
         nonlocal i
-        while i < n and text[i] in " \t\r\n":
-            i += 1
+        i = _skip_ws(text, i)
 
     def op_at(ops: tuple[str, ...]) -> str | None:
         for op in ops:
@@ -280,16 +289,13 @@ Labels = tuple[tuple[str, str], ...]
 def parse_expr(query: str) -> Query | Metric:
     """A log query or a metric query of the subset above."""
     text = query
-    i = len(text) - len(text.lstrip())
+    i = _skip_ws(text, 0)
     if text[i : i + 1] == "{":
         return parse(query)
     expr, i = _metric(text, i)
-    while i < len(text) and text[i] in " \t\r\n":
-        i += 1
+    i = _skip_ws(text, i)
     if i != len(text):
-        raise LogQLError(
-            f"parse error at line 1, col {i + 1}: syntax error: unexpected {text[i]!r}"
-        )
+        raise _syntax_error(i, f"unexpected {text[i]!r}")
     return expr
 
 
@@ -297,12 +303,11 @@ def _metric(text: str, i: int) -> tuple[Metric, int]:
     n = len(text)
 
     def err(msg: str) -> LogQLError:
-        return LogQLError(f"parse error at line 1, col {i + 1}: syntax error: {msg}")
+        return _syntax_error(i, msg)
 
     def ws() -> None:
         nonlocal i
-        while i < n and text[i] in " \t\r\n":
-            i += 1
+        i = _skip_ws(text, i)
 
     def expect(ch: str) -> None:
         nonlocal i
