@@ -157,6 +157,7 @@ class AuditResult:
                 "lines": self.files.lines,
                 "outside_window": self.files.outside,
                 "other_services": self.files.other_services,
+                "by_file": self.lines_by_file(),
                 "not_counted": dict(sorted(self.files.apart.items())),
                 "examples": self.files.examples,
                 "first": None if self.files.first_ns is None else format_ns(self.files.first_ns, 9),
@@ -166,6 +167,14 @@ class AuditResult:
             "requests": self.counts.requests,
             "notes": self.notes(),
         }
+
+    def lines_by_file(self) -> dict[str, int]:
+        """Lines each file holds in the compared minutes."""
+        out: dict[str, int] = {}
+        for per in self.files.per_file.get(self.buckets.edges, {}).values():
+            for path, n in per.items():
+                out[path] = out.get(path, 0) + n
+        return dict(sorted(out.items()))
 
     def notes(self) -> list[str]:
         """What the reader should know besides the differences."""

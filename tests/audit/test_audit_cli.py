@@ -77,6 +77,7 @@ def test_exit_0_1_and_the_reports(loki: LokiReceiver, tmp_path: Path) -> None:
         -1,
     )
     assert d["minute"] == format_ns(t0 + MINUTE_NS, 0)
+    assert a["files"]["by_file"] == {str(tmp_path / "logs" / "app.log"): 40}
     assert d["interval"].startswith("(")
 
 
