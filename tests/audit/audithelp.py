@@ -20,12 +20,21 @@ from sidecar.sinks.loki import Config as LokiConfig
 from sidecar.sinks.loki import LokiSink
 from tests.sinks.elasticsearch.es_batches import FAST_RETRY, make_batch
 
+DAY_NS = 86_400 * 10**9
+#: Test windows are at most this long; base_minute keeps them within one UTC day.
+MAX_SPAN_NS = 150 * MINUTE_NS
+
 
 def base_minute(minutes_ago: int = 90) -> int:
     """A whole minute a while ago: recent enough for Loki's reject_old_samples (7 days),
-    old enough to have settled."""
-    now = time.time_ns()
-    return (now // MINUTE_NS - minutes_ago) * MINUTE_NS
+    old enough to have settled, and early enough in its UTC day that a test window of up to
+    150 minutes does not cross midnight (the audit queries one day at a time, which would
+    change the number of requests a test expects)."""
+    start = (time.time_ns() // MINUTE_NS - minutes_ago) * MINUTE_NS
+    midnight = (start // DAY_NS + 1) * DAY_NS
+    if start + MAX_SPAN_NS > midnight:
+        start = midnight - MAX_SPAN_NS
+    return start
 
 
 def line(ts_ns: int, service: str = "checkout", i: int = 0, **extra: Any) -> bytes:
