@@ -31,9 +31,10 @@ from urllib.parse import quote
 
 import orjson
 
+from obskit._http import display_url
 from obskit.audit.buckets import MINUTE_NS, BackendCounts, BucketRange
 from obskit.trace.config import ElasticsearchConfig, credentials
-from obskit.trace.http import display_url, http_reason, make_client, request
+from obskit.trace.http import backend_client, http_reason, request
 from obskit.trace.model import BackendError
 
 DAY_NS: Final = 86_400 * 1_000_000_000
@@ -75,7 +76,7 @@ class ElasticsearchCounter:
         self.shard_ns = shard_ns
         self.name = f"elasticsearch {display_url(cfg.url)}"
         creds = credentials(cfg, "ES", self.name)
-        self.client = make_client(
+        self.client = backend_client(
             cfg, creds, self.name, {"Content-Type": "application/json"}, concurrency
         )
         self._lock = threading.Lock()

@@ -9,8 +9,8 @@ Elasticsearch index it by; a line that cannot be placed is counted apart with th
 
 from __future__ import annotations
 
-import gzip
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +19,12 @@ from typing import Any, Final
 
 import msgspec
 
+from obskit._names import safe_path
+from obskit._winfile import WinAPI
 from obskit.audit.buckets import MINUTE_NS, BucketRange, Edges, TimestampReader
 from obskit.schema import DEFAULT_MAX_LINE_BYTES
-from obskit.trace.files import BLOCK_SIZE, list_files, open_shared, utf8_blocks
+from obskit.schema.encoding import RefusedEncoding, utf8_blocks
+from obskit.trace.files import BLOCK_SIZE, list_files, open_shared
 
 #: Reasons a line is counted apart (never compared).
 NOT_JSON: Final = "not a JSON object"
@@ -79,12 +82,16 @@ def count_files(
     services: Iterable[str] = (),
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     block_size: int = BLOCK_SIZE,
+    *,
+    win_api: WinAPI | None = None,
 ) -> FileCounts:
     """Count the lines under ``paths`` per (service, minute) for each of ``ranges`` (one per
     bucket convention; usually one). ``services`` limits the count to those services.
 
     A line longer than ``max_line_bytes`` is counted apart, like the sidecar sets it aside.
-    Raises :class:`obskit.trace.model.TraceUsageError` when a path does not exist.
+    Files are opened with share-delete on Windows (``win_api``: the OS seam, for tests) and
+    named with :func:`obskit._names.safe_path`. Raises
+    :class:`obskit.trace.model.TraceUsageError` when a path does not exist.
     """
     wanted = frozenset(services)
     rngs = list(ranges)
@@ -94,19 +101,22 @@ def count_files(
         out.per_file[r.edges] = {}
     reader = TimestampReader()
     seen: set[Path] = set()
-    for path in list_files(paths):
+    for path in list_files(paths, out.warnings):
         real = path.resolve()
         if real in seen:  # a file named directly and again inside a folder counts once
             continue
         seen.add(real)
         out.files += 1
+        name = safe_path(str(path))
         try:
-            with open_shared(path) as f:
-                counter = _File(str(path), rngs, wanted, max_line_bytes, reader, out)
+            with open_shared(path, win_api) as f:
+                counter = _File(name, rngs, wanted, max_line_bytes, reader, out)
                 counter.count(utf8_blocks(f, block_size))
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except RefusedEncoding as exc:
+            out.warnings.append(f"{name}: cannot read: {exc}; convert the file to UTF-8")
+        except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-            out.warnings.append(f"{path}: cannot read: {reason}")
+            out.warnings.append(f"{name}: cannot read: {reason}")
     return out
 
 

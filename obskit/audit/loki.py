@@ -28,9 +28,10 @@ from typing import Any, Final
 
 import orjson
 
+from obskit._http import display_url
 from obskit.audit.buckets import MINUTE_NS, BackendCounts, BucketRange
 from obskit.trace.config import LokiConfig, credentials
-from obskit.trace.http import display_url, http_reason, make_client, request
+from obskit.trace.http import backend_client, http_reason, request
 from obskit.trace.model import BackendError, TraceUsageError
 
 QUERY_PATH: Final = "/loki/api/v1/query_range"
@@ -106,7 +107,7 @@ class LokiCounter:
         headers = {"Cache-Control": "no-cache"}
         if cfg.tenant:
             headers["X-Scope-OrgID"] = cfg.tenant
-        self.client = make_client(cfg, creds, self.name, headers, concurrency)
+        self.client = backend_client(cfg, creds, self.name, headers, concurrency)
         self._lock = threading.Lock()
 
     # -- queries ----------------------------------------------------------------------------

@@ -19,11 +19,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from obskit._http import AuthConfig, Credentials, TLSConfig, make_client
 from obskit.audit import AuditResult, compare
 from obskit.audit.buckets import MINUTE_NS
 from obskit.trace.config import ElasticsearchConfig, LokiConfig
 from obskit.trace.model import Window
-from sidecar.sinks.http import AuthConfig, Credentials, TLSConfig, make_client
 from tests.audit.audithelp import base_minute, ship_es, ship_loki, spread, write
 
 LOKI_URL = os.environ.get("OBSKIT_TEST_LOKI_URL", "")
@@ -79,16 +79,16 @@ def test_audit_against_real_loki(tmp_path: Path) -> None:
 
 
 def _es_auth() -> tuple[ElasticsearchConfig, AuthConfig | None, TLSConfig | None]:
-    cfg = ElasticsearchConfig(url=ES_URL, ca_file=os.environ.get("OBSKIT_TEST_ES_CA_FILE"))
+    """One set of credentials for the sink, the audit and the test's own requests."""
     auth = None
     if os.environ.get("OBSKIT_TEST_ES_API_KEY"):
-        cfg.api_key_env = "OBSKIT_TEST_ES_API_KEY"
         auth = AuthConfig(api_key_env="OBSKIT_TEST_ES_API_KEY")
     elif os.environ.get("OBSKIT_TEST_ES_USERNAME"):
-        cfg.username = os.environ["OBSKIT_TEST_ES_USERNAME"]
-        cfg.password_env = "OBSKIT_TEST_ES_PASSWORD"
-        auth = AuthConfig(username=cfg.username, password_env="OBSKIT_TEST_ES_PASSWORD")
-    tls = TLSConfig(ca_file=cfg.ca_file) if cfg.ca_file else None
+        user = os.environ["OBSKIT_TEST_ES_USERNAME"]
+        auth = AuthConfig(username=user, password_env="OBSKIT_TEST_ES_PASSWORD")
+    ca = os.environ.get("OBSKIT_TEST_ES_CA_FILE")
+    tls = TLSConfig(ca_file=ca) if ca else None
+    cfg = ElasticsearchConfig(url=ES_URL, auth=auth or AuthConfig(), tls=tls)
     return cfg, auth, tls
 
 
