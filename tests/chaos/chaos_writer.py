@@ -201,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--keep", type=int, default=KEEP, help="rotated files kept per service (retention)"
     )
+    ap.add_argument(
+        "--copy",
+        type=Path,
+        default=None,
+        help="also append every valid line to this file, never rotated (for obskit audit)",
+    )
     a = ap.parse_args(argv)
     KEEP = max(1, a.keep)  # read by the streams' rotations (the edge test keeps 1)
     rng = random.Random(a.seed)
@@ -215,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     invalid: dict[str, list[str]] = {s.service: [] for s in streams}
     next_rotation = [time.monotonic() + rng.uniform(a.rotate_min, a.rotate_max) for _ in streams]
     stop = False
+    copy = open(a.copy, "ab") if a.copy else None  # noqa: SIM115 - closed at the end
 
     def on_term(*_: object) -> None:
         nonlocal stop
@@ -235,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             ln = make_line(streams[k], n, bad, rng)
             if bad:
                 invalid[streams[k].service].append(f"{streams[k].service}-{n}")
+            elif copy is not None:
+                copy.write(ln)
             per[k].append(ln)
             counts[k] += 1
             i += 1
@@ -250,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(max(0.0, tick - (elapsed % tick)))
     for s in streams:
         s.close()
+    if copy is not None:
+        copy.close()
     ledger = {
         "services": {
             s.service: {"written": counts[k], "invalid": invalid[s.service], "scheme": s.scheme}

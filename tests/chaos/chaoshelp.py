@@ -174,6 +174,8 @@ class Chaos:
         self.logs = tmp / "logs"
         self.state = tmp / "state"
         self.ledger_path = tmp / "ledger.json"
+        #: Every valid line the writer wrote, in one file never rotated (``--copy``).
+        self.copy_path = tmp / "written.ndjson"
         self.config_path = tmp / "sidecar.yaml"
         self.env: dict[str, str] = {}
         self.procs: list[SidecarProc] = []
@@ -219,6 +221,7 @@ class Chaos:
                 f"--seconds={seconds}",
                 f"--seed={self.seed}",
                 f"--invalid-every={invalid_every}",
+                f"--copy={self.copy_path}",
                 *extra,
             ],
             stdout=subprocess.DEVNULL,
@@ -390,6 +393,15 @@ def loki_outcome(rx: Any) -> tuple[Outcome, dict[str, list[Any]], dict[str, int]
     got.identical_dups = st["duplicates_dropped"]
     different = {k: v for k, v in by_seq(forms).items() if len(v) > 1}
     return got, different, st
+
+
+def audit_loki(chaos: Chaos, rx: Any) -> Any:
+    """``obskit audit`` of the writer's complete copy of its valid lines (``--copy``) against
+    a Loki receiver: the oracle's view of the same run, per service and minute."""
+    from obskit.audit import compare
+    from obskit.trace.config import LokiConfig
+
+    return compare(files=[chaos.copy_path], backend=LokiConfig(url=rx.url), settle=0)
 
 
 def _ranges(seqs: list[str], limit: int = 12) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
-from chaoshelp import Chaos, Outcome, loki_outcome, quarantine_entries, wait_until
+from chaoshelp import Chaos, Outcome, audit_loki, loki_outcome, quarantine_entries, wait_until
 from netfault import NetFault
 
 from tests.receivers.loki import LokiReceiver
@@ -164,7 +164,12 @@ def test_edge_outage_longer_than_files_live(chaos: Chaos, loki: LokiReceiver, va
     # safe in the spool).
     reported = [p.out_path.name for p in chaos.procs if b'"kind":"lost"' in p.out_path.read_bytes()]
     assert not reported, f"{r.line()}: losses reported by {reported}"
+    # obskit audit, per service and minute, agrees with the ledger: nothing missing, and
+    # exactly the copies Loki kept counted as duplicated.
+    audit = audit_loki(chaos, loki)
+    r.extra["audit"] = f"missing={audit.missing},duplicated={audit.duplicated}"
     chaos.assert_clean(r, max_duplicates=None)
+    assert (audit.missing, audit.duplicated) == (0, st["duplicates_stored"]), r.line()
     assert not different, f"{r.line()}\ncopies that differ: {list(different.items())[:3]}"
     # Every scheme rotated (and so deleted files) several times while Loki was away.
     rotations = chaos.ledger()["rotations"]

@@ -9,7 +9,7 @@ import random
 from collections.abc import Callable, Iterator
 
 import pytest
-from chaoshelp import Chaos, loki_outcome, quarantine_entries
+from chaoshelp import Chaos, audit_loki, loki_outcome, quarantine_entries
 
 from tests.receivers.loki import LokiReceiver
 
@@ -84,7 +84,11 @@ def test_loki_faults_and_kills(chaos: Chaos, loki: LokiReceiver) -> None:
         "pushes": st["push_requests"],
         "rejected_by_loki": st["rejected"],
     }
+    # obskit audit, per service and minute, agrees with the ledger.
+    audit = audit_loki(chaos, loki)
+    r.extra["audit"] = f"missing={audit.missing},duplicated={audit.duplicated}"
     # Duplicates are allowed (at-least-once) but only as identical entries.
     chaos.assert_clean(r, max_duplicates=None)
+    assert (audit.missing, audit.duplicated) == (0, st["duplicates_stored"]), r.line()
     assert not different, f"{r.line()}\ncopies that differ: {list(different.items())[:3]}"
     assert st["faults_served"] > 0, r.line()
