@@ -83,18 +83,29 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
-def plan(paths: Sequence[tuple[int, str]], jobs: int, range_bytes: int | None = None) -> list[Unit]:
-    """The units for ``paths`` (index, path) on ``jobs`` processes, in input order.
+@dataclass
+class Plan:
+    """The units in input order, and whether they are worth worker processes."""
+
+    units: list[Unit]
+    parallel: bool
+
+
+def plan(paths: Sequence[tuple[int, str]], jobs: int, range_bytes: int | None = None) -> Plan:
+    """The units for ``paths`` (index, path) on ``jobs`` processes.
 
     ``range_bytes`` fixes the range size (tests); by default it follows the total size, and
-    nothing is cut when the total is small or ``jobs`` is 1.
+    one process does everything when the total is small or ``jobs`` is 1.
     """
-    sizes = {i: _plain_file_size(p) for i, p in paths} if jobs > 1 else {}
+    whole = [Unit(i, p) for i, p in paths]
+    if jobs < 2:
+        return Plan(whole, False)
+    sizes = {i: _plain_file_size(p) for i, p in paths}
     total = sum(s for s in sizes.values() if s > 0)
     size = range_bytes
     if size is None:
         if total < MIN_PARALLEL_BYTES:
-            return [Unit(i, p) for i, p in paths]
+            return Plan(whole, False)
         size = min(max(total // (4 * jobs), MIN_RANGE_BYTES), MAX_RANGE_BYTES)
     units = []
     for i, p in paths:
@@ -106,7 +117,7 @@ def plan(paths: Sequence[tuple[int, str]], jobs: int, range_bytes: int | None = 
         # The last range reads to the end of the file, as one process would if it grew.
         cuts = [*range(bom, n, size), _TO_THE_END]
         units += [Unit(i, p, a, b, bom) for a, b in pairwise(cuts)]
-    return units
+    return Plan(units, sum(u.path != "-" for u in units) > 1)
 
 
 def _plain_file_size(path: str) -> int:

@@ -114,9 +114,10 @@ def run_validation(
         FileResult(i.path, StreamSummary(), io_error=i.error, folder=i.error is not None)
         for i in items
     ]
-    units = plan([(n, i.path) for n, i in enumerate(items) if i.error is None], jobs, range_bytes)
-    pooled = [u for u in units if u.path != "-"]
-    if jobs > 1 and len(pooled) > 1:
+    work = plan([(n, i.path) for n, i in enumerate(items) if i.error is None], jobs, range_bytes)
+    units = work.units
+    if work.parallel:
+        pooled = [u for u in units if u.path != "-"]
         if executor is None:
             method = start_method or ("fork" if sys.platform == "linux" else "spawn")
             workers = min(jobs, len(pooled))

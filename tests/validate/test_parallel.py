@@ -17,7 +17,7 @@ from validate_helpers import jl, run_process
 
 from obskit.schema import Policy
 from obskit.schema.stream import LineReport
-from obskit.validate.parallel import Options, Unit, check_unit, plan
+from obskit.validate.parallel import Options, Plan, Unit, check_unit, plan
 from obskit.validate.reporters import FORMATS, render
 from obskit.validate.runner import run_validation
 
@@ -91,7 +91,7 @@ def test_ranges_cut_lines_exactly_once(tmp_path: Path) -> None:
     p = tmp_path / "x.log"
     p.write_bytes(data)
     for size in range(1, len(data) + 2):
-        units = plan([(0, str(p))], jobs=2, range_bytes=size)
+        units = plan([(0, str(p))], jobs=2, range_bytes=size).units
         got = []
         for u in units:
             res = check_unit(u, Options(Policy(allow_blank=True)))
@@ -108,12 +108,16 @@ def test_what_is_not_cut(tmp_path: Path) -> None:
     u16.write_bytes((jl() * 100).encode("utf-16"))
     plain = tmp_path / "c.log"
     plain.write_bytes(jl().encode() * 100)
-    units = plan([(0, str(gz)), (1, str(u16)), (2, "-"), (3, str(plain))], 2, range_bytes=500)
+    work = plan([(0, str(gz)), (1, str(u16)), (2, "-"), (3, str(plain))], 2, range_bytes=500)
+    assert work.parallel
+    units = work.units
     assert units[:3] == [Unit(0, str(gz)), Unit(1, str(u16)), Unit(2, "-")]
     assert len(units) > 10 and all(u.index == 3 and u.end > 0 for u in units[3:])
-    # One process, or a small total: nothing is cut.
-    assert plan([(0, str(plain))], 1, range_bytes=500) == [Unit(0, str(plain))]
-    assert plan([(0, str(plain))], 2) == [Unit(0, str(plain))]
+    # One process, or a small total: nothing is cut, no worker is started.
+    assert plan([(0, str(plain))], 1, range_bytes=500) == Plan([Unit(0, str(plain))], False)
+    assert plan([(0, str(plain)), (1, str(gz))], 2) == Plan(
+        [Unit(0, str(plain)), Unit(1, str(gz))], False
+    )
 
 
 def test_gzip_utf16_and_stdin_beside_ranges(tmp_path: Path) -> None:
@@ -159,7 +163,7 @@ def test_range_memory_is_bounded(tmp_path: Path) -> None:
     with p.open("wb") as f:
         for _ in range(40):
             f.write(line * ((1 << 20) // len(line)))
-    units = plan([(0, str(p))], 2, range_bytes=16 << 20)
+    units = plan([(0, str(p))], 2, range_bytes=16 << 20).units
     tracemalloc.start()
     try:
         res = check_unit(units[1], Options(Policy()))
