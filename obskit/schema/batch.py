@@ -130,17 +130,22 @@ def validate_chunk(chunk: bytes, policy: Policy = DEFAULT_POLICY) -> ChunkResult
 
     Equivalent to :func:`check_line` on each line, much faster on mostly valid input.
     """
-    return validate_lines(split_lines(chunk), policy)
+    # The kernel reads the chunk itself: no join of the lines just split.
+    end = len(chunk) - 1 if chunk.endswith(b"\n") else len(chunk)
+    return _validate(split_lines(chunk), policy, chunk, end)
 
 
 def validate_lines(lines: Sequence[bytes], policy: Policy = DEFAULT_POLICY) -> ChunkResult:
     """Validate a list of lines (without newlines); see :func:`validate_chunk`."""
-    lines = list(lines)
+    return _validate(list(lines), policy, None, 0)
+
+
+def _validate(lines: list[bytes], policy: Policy, blob: bytes | None, end: int) -> ChunkResult:
     records: list[Record | None] = [None] * len(lines)
     result = ChunkResult(lines, records)
     if _needs_every_line(policy):
         _precise(lines, 0, len(lines), policy, result)
-    elif not (lines and _kernel_lines(lines, policy, result)):
+    elif not (lines and _kernel_lines(lines, policy, result, blob, end)):
         # Small windows: a failed bulk attempt costs about one more pass over its window, and
         # larger windows buy nothing even on clean input (measured with callgrind).
         for lo in range(0, len(lines), _WINDOW):
@@ -260,12 +265,17 @@ def _kernel_config(policy: Policy, trace_floor: int) -> tuple[object, ...]:
     return cfg
 
 
-def _kernel_lines(lines: list[bytes], policy: Policy, out: ChunkResult) -> bool:
-    """Fill ``out`` through the kernel; ``False`` when it cannot be used for these lines."""
+def _kernel_lines(
+    lines: list[bytes], policy: Policy, out: ChunkResult, blob: bytes | None, end: int
+) -> bool:
+    """Fill ``out`` through the kernel; ``False`` when it cannot be used for these lines.
+    ``blob[:end]`` holds the lines joined by newlines, when the caller has it."""
     if _kernel is None or not _kernel_fits(policy):
         return False
-    blob = b"\n".join(lines)
-    n, _, doubtful, _, _, _ = _kernel(blob, len(blob), _kernel_config(policy, -1))
+    if blob is None:
+        blob = b"\n".join(lines)
+        end = len(blob)
+    n, _, doubtful, _, _, _ = _kernel(blob, end, _kernel_config(policy, -1))
     if n != len(lines):
         return False  # a "line" with a newline inside: the windows sort it out
     if doubtful:
@@ -275,8 +285,10 @@ def _kernel_lines(lines: list[bytes], policy: Policy, out: ChunkResult) -> bool:
         for _, start, stop in doubtful:
             pieces += (blob[pos:start], b"null")
             pos = stop
-        pieces.append(blob[pos:])
+        pieces.append(blob[pos:end])
         blob = b"".join(pieces)
+    elif blob[end:] not in (b"", b"\n"):  # decode_lines skips a final newline itself
+        blob = blob[:end]
     try:
         recs = _optional_decoder_for(policy).decode_lines(blob)
     except (msgspec.DecodeError, RecursionError):  # pragma: no cover - kernel and msgspec

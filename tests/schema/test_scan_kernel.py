@@ -24,7 +24,7 @@ from obskit.schema import Policy, batch, check_line, rules
 needs_kernel = pytest.mark.skipif(not KERNEL_BUILT, reason="C kernel not built on this machine")
 SCALE = int(os.environ.get("OBSKIT_PROPERTY_SCALE", "1"))
 SETTINGS = settings(
-    max_examples=40 * SCALE,
+    max_examples=25 * SCALE,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -95,7 +95,7 @@ PIECES = st.sampled_from(
 
 
 @needs_kernel
-@settings(max_examples=1000 * SCALE, deadline=None)
+@settings(max_examples=500 * SCALE, deadline=None)
 @given(st.lists(st.lists(PIECES, max_size=30).map(b"".join), min_size=1, max_size=4))
 def test_kernel_is_sound_on_glued_json_pieces(lines: list[bytes]) -> None:
     assert_sound(lines, Policy())
