@@ -130,10 +130,15 @@ static uint64_t special8(const unsigned char *p) {
 #if PY_LITTLE_ENDIAN
 /* Index of the lowest flagged byte of a non-zero special8() result. */
 static int first_flagged(uint64_t mask) {
-#if defined(_MSC_VER)
+#if defined(_MSC_VER) && defined(_WIN64)
     unsigned long bit;
     _BitScanForward64(&bit, mask);
     return (int)(bit >> 3);
+#elif defined(_MSC_VER) /* 32-bit Windows: one half at a time */
+    unsigned long bit;
+    if (_BitScanForward(&bit, (unsigned long)mask)) return (int)(bit >> 3);
+    _BitScanForward(&bit, (unsigned long)(mask >> 32));
+    return (int)((bit + 32) >> 3);
 #else
     return __builtin_ctzll(mask) >> 3;
 #endif
