@@ -15,11 +15,12 @@ the spawn start method (Windows) works as well as fork.
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import sys
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import BinaryIO, Final
@@ -142,6 +143,29 @@ def _utf8_bom(path: str) -> int | None:
     if enc in (Encoding.UTF8, Encoding.UTF8_BOM):
         return enc.bom_length
     return None
+
+
+def ignore_interrupts() -> None:
+    """In a worker, first thing: leave Ctrl-C to the parent, which stops the run (a worker
+    interrupted in the middle of a unit would print a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C back while worker processes start (POSIX): a child is born with the signal
+    blocked, so one that arrives before :func:`ignore_interrupts` runs is dropped there, and
+    the parent gets it as soon as the workers have started, not never."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def check_unit(

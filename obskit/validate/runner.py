@@ -16,7 +16,15 @@ from obskit.schema.policy import Policy
 from obskit.schema.stream import LineReport, StreamSummary
 from obskit.schema.violation import Violation
 from obskit.validate.inputs import Input
-from obskit.validate.parallel import Options, Unit, UnitResult, check_unit, plan
+from obskit.validate.parallel import (
+    Options,
+    Unit,
+    UnitResult,
+    check_unit,
+    ignore_interrupts,
+    interrupts_held,
+    plan,
+)
 
 
 @dataclass
@@ -120,9 +128,20 @@ def run_validation(
         pooled = [u for u in units if u.path != "-"]
         if executor is None:
             method = start_method or ("fork" if sys.platform == "linux" else "spawn")
-            workers = min(jobs, len(pooled))
-            with ProcessPoolExecutor(workers, mp_context=get_context(method)) as pool:
+            pool = ProcessPoolExecutor(
+                min(jobs, len(pooled)),
+                mp_context=get_context(method),
+                initializer=ignore_interrupts,
+            )
+            try:
                 _run_units(units, pooled, opts, pool, stdin, results, collector)
+            except BaseException:
+                # Ctrl-C or a lost worker: stop now, even a worker blocked on a slow read.
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
         else:
             _run_units(units, pooled, opts, executor, stdin, results, collector)
     else:
@@ -160,13 +179,14 @@ def _run_units(
     collector: _Collector,
 ) -> None:
     lines_before = [0] * len(results)  # per input: lines of its ranges merged so far
-    answers = pool.map(partial(check_unit, opts=opts), pooled)  # in order, as they finish
     try:
+        with interrupts_held():  # the workers start here: Ctrl-C is the parent's
+            answers = pool.map(partial(check_unit, opts=opts), pooled)  # in order
         for u in units:
             res = check_unit(u, opts, stdin=stdin) if u.path == "-" else next(answers)
             _merge(u, res, results[u.index], lines_before, collector)
     except BrokenProcessPool as exc:
-        raise WorkerLost(str(exc) or "a worker process ended unexpectedly") from None
+        raise WorkerLost("a worker process ended without an answer (killed?)") from exc
 
 
 def _merge(

@@ -5,11 +5,15 @@ report format stays valid (the JUnit XML and the SARIF JSON are parsed)."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterator
@@ -266,3 +270,69 @@ def test_junit_names_an_unreadable_input_in_an_error(logs: Path) -> None:
     assert err is not None
     assert err.get("message") == ("logs/a.log.gz: corrupt gzip data: invalid distance too far back")
     assert suites["logs/b.log"].find("testcase/failure") is not None
+
+
+@pytest.fixture
+def stuck_worker(logs: Path) -> Iterator[tuple[subprocess.Popen[bytes], list[int]]]:
+    """``obskit validate -j 2`` with one worker blocked on a FIFO nobody writes (named on the
+    command line, so it is read) beside 5 MB of logs: workers are running, deterministically."""
+    os.mkfifo(logs / "stuck.log")
+    (logs / "big.log").write_text(jl() * 30_000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "obskit.cli", "validate", "-j", "2", "logs/stuck.log", "logs"],
+        cwd=logs.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        kids: list[int] = []
+        while time.monotonic() < deadline and len(kids) < 2:
+            time.sleep(0.02)
+            kids = _children(proc.pid)
+        assert len(kids) == 2, kids
+        yield proc, kids
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+# The FIFO is read because it is named; in the folder walk it is skipped.
+NOTE_STUCK = "obskit validate: note: skipped logs/stuck.log: a FIFO, not a regular file\n"
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and FIFOs")
+def test_worker_killed_mid_run_is_a_clear_error(
+    stuck_worker: tuple[subprocess.Popen[bytes], list[int]],
+) -> None:
+    proc, kids = stuck_worker
+    os.kill(kids[0], signal.SIGKILL)  # what the OOM killer does
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert err.decode() == (
+        NOTE_STUCK + "obskit validate: error: a worker process ended without an answer "
+        "(killed?); run again with -j 1\n"
+    )
+    assert not any(os.path.exists(f"/proc/{k}") for k in kids[1:]), "a worker was left behind"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and FIFOs")
+def test_ctrl_c_stops_every_worker_without_a_traceback(
+    stuck_worker: tuple[subprocess.Popen[bytes], list[int]],
+) -> None:
+    proc, kids = stuck_worker
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole process group
+    _, err = proc.communicate(timeout=30)
+    assert (proc.returncode, err.decode()) == (1, NOTE_STUCK + "\nAborted!\n")  # click's
+    time.sleep(0.2)
+    assert not any(os.path.exists(f"/proc/{k}") for k in kids), "a worker was left behind"
