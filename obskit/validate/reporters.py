@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Final
-from urllib.parse import quote
 
 import msgspec
 
@@ -135,7 +133,7 @@ def _json(res: RunResult) -> str:
 
 
 # What XML 1.0 cannot hold at all, even escaped: shown as \uXXXX like other unprintables.
-_NOT_XML: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _xml(text: str) -> str:
@@ -144,6 +142,8 @@ def _xml(text: str) -> str:
 
 
 def _junit(res: RunResult) -> str:
+    import xml.etree.ElementTree as ET  # only this format needs it
+
     suites = ET.Element("testsuites", name="obskit validate")
     total_fail = 0
     for fr in res.files:
@@ -188,6 +188,8 @@ def sarif_uri(path: str) -> str:
     """A file name as a SARIF ``uri``: ``/`` separators, every byte outside the URI path
     characters percent-encoded (``#``, ``%``, spaces, non-ASCII, undecodable bytes: exact),
     an absolute path as a ``file:`` URI."""
+    from urllib.parse import quote
+
     raw = os.fsencode(path).replace(b"\\", b"/")
     drive = re.match(rb"[A-Za-z]:/", raw)
     if drive or raw.startswith(b"/"):

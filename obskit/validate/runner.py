@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
-from multiprocessing import get_context
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from obskit.schema import rules
 from obskit.schema.policy import Policy
 from obskit.schema.stream import LineReport, StreamSummary
 from obskit.schema.violation import Violation
 from obskit.validate.inputs import Input
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
 from obskit.validate.parallel import (
     Options,
     Unit,
@@ -127,6 +128,10 @@ def run_validation(
     if work.parallel:
         pooled = [u for u in units if u.path != "-"]
         if executor is None:
+            # Imported here: a run in one process (small inputs, -j 1) does not pay for them.
+            from concurrent.futures import ProcessPoolExecutor
+            from multiprocessing import get_context
+
             method = start_method or ("fork" if sys.platform == "linux" else "spawn")
             pool = ProcessPoolExecutor(
                 min(jobs, len(pooled)),
@@ -178,6 +183,8 @@ def _run_units(
     results: list[FileResult],
     collector: _Collector,
 ) -> None:
+    from concurrent.futures.process import BrokenProcessPool  # loaded with the pool
+
     lines_before = [0] * len(results)  # per input: lines of its ranges merged so far
     try:
         with interrupts_held():  # the workers start here: Ctrl-C is the parent's
