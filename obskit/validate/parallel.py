@@ -38,7 +38,8 @@ from obskit.schema.stream import (
 
 #: Below this many bytes in all, one process does the work: starting workers costs more.
 MIN_PARALLEL_BYTES: Final = 4 << 20
-#: Range sizes: about four ranges per worker over all inputs, within these bounds.
+#: Range sizes: about eight ranges per worker over all inputs (so that the last ones to end
+#: are short), within these bounds.
 MIN_RANGE_BYTES: Final = 4 << 20
 MAX_RANGE_BYTES: Final = 64 << 20
 _TO_THE_END: Final = 1 << 62
@@ -107,7 +108,7 @@ def plan(paths: Sequence[tuple[int, str]], jobs: int, range_bytes: int | None = 
     if size is None:
         if total < MIN_PARALLEL_BYTES:
             return Plan(whole, False)
-        size = min(max(total // (4 * jobs), MIN_RANGE_BYTES), MAX_RANGE_BYTES)
+        size = min(max(total // (8 * jobs), MIN_RANGE_BYTES), MAX_RANGE_BYTES)
     units = []
     for i, p in paths:
         n = sizes.get(i, -1)

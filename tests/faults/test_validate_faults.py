@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deepfolders import unlistable_below
 from tests.validate.validate_helpers import Result, jl, run_process
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file types and names")
@@ -122,23 +123,13 @@ def test_fifo_socket_and_device_in_a_folder_are_skipped_with_a_note(logs: Path) 
 
 
 @pytest.fixture
-def unlistable(logs: Path) -> Iterator[str]:
-    """A sub-folder that cannot be listed, for root too: its path is longer than PATH_MAX
-    (ENAMETOOLONG; chmod 000 does not stop root)."""
-    deep = logs / "deep"
-    deep.mkdir()
-    fd = os.open(deep, os.O_RDONLY)
-    for _ in range(25):  # 25 x 200 bytes: past the 4096-byte PATH_MAX
-        os.mkdir("d" * 200, dir_fd=fd)
-        nfd = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
-        os.close(fd)
-        fd = nfd
-    os.close(fd)
-    # The first folder os.walk cannot list: the first path past PATH_MAX.
+def unlistable(logs: Path) -> str:
+    """A sub-folder that cannot be listed, for root too; the path os.walk gives up on."""
+    unlistable_below(logs / "deep")
     path = str(Path("logs") / "deep")
-    while len(os.fsencode(path)) < 4096:
+    while len(os.fsencode(path)) < 4096:  # the first path past PATH_MAX
         path = str(Path(path) / ("d" * 200))
-    yield path
+    return path
 
 
 @posix_only
