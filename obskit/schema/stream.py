@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import BinaryIO
 
 from obskit.schema import rules
-from obskit.schema.batch import validate_lines
+from obskit.schema.batch import check_block
 from obskit.schema.encoding import Encoding, RefusedEncoding, utf8_blocks
 from obskit.schema.policy import Policy
 from obskit.schema.precise import DEFAULT_POLICY
@@ -18,7 +17,6 @@ from obskit.schema.violation import Violation
 
 #: How much is read at once; lines are cut at the last newline of each block.
 BLOCK = 1 << 20
-_SERVICE_OF = attrgetter("service")
 _LEVEL_RANK = {name: i for i, name in enumerate(rules.LEVELS)}
 
 
@@ -92,33 +90,44 @@ def validate_stream(
     report on line 1 and ``summary.file_error``.
     """
     summary = summary if summary is not None else StreamSummary()
+    yield from validate_blocks(_blocks(stream, accept_utf16, summary), policy, summary)
+    if summary.file_error is not None:
+        yield LineReport(1, 0, [summary.file_error])
+
+
+def validate_blocks(
+    blocks: Iterable[bytes],
+    policy: Policy,
+    summary: StreamSummary,
+    *,
+    first_offset: int = 0,
+) -> Iterator[LineReport]:
+    """The core of :func:`validate_stream`: validate the UTF-8 text that ``blocks`` yields
+    (already decoded, cut anywhere), line numbers from 1, byte offsets from ``first_offset``.
+    """
     max_len = policy.max_line_bytes
     line_no = 1
-    offset = 0
+    offset = first_offset
     carry = b""
     skipping = 0  # > 0 while inside an over-long line: its length so far
-    trace_floor = _LEVEL_RANK[policy.trace_min_level]
     count_trace = policy.trace_min_fraction > 0
+    trace_floor = _LEVEL_RANK[policy.trace_min_level] if count_trace else -1
 
-    def run(lines: list[bytes]) -> Iterator[LineReport]:
+    def run(data: bytes, end: int) -> Iterator[LineReport]:
+        # One call per block for the lines of data[:end]; Python only for reported lines.
         nonlocal line_no, offset
-        res = validate_lines(lines, policy)
-        summary.lines += len(lines)
-        # Counter.update over an iterable counts in C: no Python loop per line.
-        summary.by_service.update(map(_SERVICE_OF, filter(None, res.records)))
-        if count_trace:
-            _count_trace(res.records, trace_floor, summary)
-        # Byte offsets only for the reported lines, summed in C between them.
-        start, prev = offset, 0
-        for i, viol in sorted(res.violations.items()):
-            start += sum(map(len, lines[prev:i])) + (i - prev)
-            prev = i
-            yield _report(summary, res.records[i], lines[i], line_no + i, start, viol)
-        summary.valid += len(lines) - res.invalid
-        line_no += len(lines)
-        offset += sum(map(len, lines)) + len(lines)
+        res = check_block(data, end, policy, trace_floor)
+        summary.lines += res.lines
+        summary.valid += res.valid
+        summary.by_service.update(res.by_service)
+        summary.trace_eligible += res.trace_eligible
+        summary.trace_carrying += res.trace_carrying
+        for i, start, raw, rec, viol in res.flagged:
+            yield _report(summary, rec, raw, line_no + i, offset + start, viol)
+        line_no += res.lines
+        offset += end + 1
 
-    for block in _blocks(stream, accept_utf16, summary):
+    for block in blocks:
         if skipping:
             nl = block.find(b"\n")
             if nl < 0:
@@ -135,18 +144,17 @@ def validate_stream(
         if cut < 0:
             carry = data
         else:
-            yield from run(data[:cut].split(b"\n"))
+            yield from run(data, cut)
             carry = data[cut + 1 :]
         if len(carry) > max_len:
             skipping = len(carry)
             carry = b""
     if summary.file_error is not None:
-        yield LineReport(1, 0, [summary.file_error])
         return
     if skipping:
         yield _too_long(summary, line_no, offset, skipping, max_len)
     elif carry:
-        yield from run([carry])
+        yield from run(carry, len(carry))
 
 
 def _too_long(
@@ -189,11 +197,3 @@ def _service_of(raw: bytes) -> str:
     # prints it on a terminal. Escape them like offending values.
     name = m.group(1).decode("utf-8", "backslashreplace")
     return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in name)
-
-
-def _count_trace(records: list[Record | None], floor: int, summary: StreamSummary) -> None:
-    for rec in records:
-        if rec is not None and _LEVEL_RANK[rec.level] >= floor:
-            summary.trace_eligible += 1
-            if rec.trace_id:
-                summary.trace_carrying += 1

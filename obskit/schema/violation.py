@@ -44,7 +44,9 @@ def shown(value: object) -> str:
     out = repr(text) if isinstance(value, (str, bytes)) else text
     # repr() escapes control characters but keeps printable non-ASCII; also escape the
     # Unicode bidi/format characters that can reorder what a terminal shows.
-    return "".join(c if c.isprintable() or c == " " else f"\\u{ord(c):04x}" for c in out)
+    if out.isprintable():
+        return out
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in out)
 
 
 def _encodable(value: object) -> bool:

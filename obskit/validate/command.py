@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
+from obskit._names import safe_path
 from obskit.schema.policy import PolicyError, load_policy
 from obskit.schema.stream import LineReport
 from obskit.validate.inputs import DEFAULT_GLOBS, InputError, expand_inputs
+from obskit.validate.parallel import default_jobs
 from obskit.validate.reporters import FORMATS, render, text_line
-from obskit.validate.runner import run_validation
+from obskit.validate.runner import WorkerLost, run_validation
 
 
 @click.command()
@@ -37,6 +41,13 @@ from obskit.validate.runner import run_validation
 @click.option("--accept-utf16", is_flag=True, help="Transcode UTF-16 files instead of failing.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the report here.")
 @click.option("--quiet", "-q", is_flag=True, help="Text format: print only the summary.")
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes (default: the CPUs available); same output as -j 1.",
+)
 def validate(
     inputs: tuple[str, ...],
     fmt: str,
@@ -48,6 +59,7 @@ def validate(
     accept_utf16: bool,
     output: Path | None,
     quiet: bool,
+    jobs: int | None,
 ) -> None:
     """Check log files against log schema v1.
 
@@ -70,16 +82,22 @@ def validate(
             policy = dataclasses.replace(policy, **overrides)  # type: ignore[arg-type]
         except PolicyError as exc:
             raise click.UsageError(str(exc)) from None
+    if output is not None:
+        # Before any work: a report that cannot be written must not cost a whole run.
+        problem = _unwritable(output)
+        if problem:
+            _fail(f"-o {safe_path(str(output))}: {problem}")
     try:
-        paths = list(expand_inputs(inputs, globs))
+        found = expand_inputs(inputs, globs, exclude=output)
     except InputError as exc:
-        click.echo(f"obskit validate: error: {exc}", err=True)
-        sys.exit(2)
-    if not paths:
+        _fail(str(exc))
+    for note in found.notes:
+        click.echo(f"obskit validate: note: {note}", err=True)
+    if not found.items:
         # A CI step pointed at an empty or wrong folder must not pass silently.
         patterns = ", ".join(globs or DEFAULT_GLOBS)
         click.echo(
-            f"obskit validate: error: no log files found in {', '.join(inputs)} "
+            f"obskit validate: error: no log files found in {', '.join(map(safe_path, inputs))} "
             f"(file patterns: {patterns}); name the files or pass --glob",
             err=True,
         )
@@ -92,13 +110,17 @@ def validate(
         for v in rep.violations:
             out.write(text_line(path, rep, v) + "\n")
 
-    res = run_validation(
-        paths,
-        policy,
-        max_errors=max_errors,
-        accept_utf16=accept_utf16,
-        on_report=on_report if stream_text else None,
-    )
+    try:
+        res = run_validation(
+            found.items,
+            policy,
+            max_errors=max_errors,
+            accept_utf16=accept_utf16,
+            on_report=on_report if stream_text else None,
+            jobs=jobs or default_jobs(),
+        )
+    except WorkerLost as exc:
+        _fail(f"{exc}; run again with -j 1")
     report = render(res, fmt)
     if output is not None:
         if fmt == "text" and not quiet:
@@ -109,7 +131,10 @@ def validate(
                 for v in r.violations
             ]
             report = "\n".join(lines) + ("\n" if lines else "") + report
-        output.write_text(report, encoding="utf-8")
+        try:
+            output.write_text(report, encoding="utf-8")
+        except OSError as exc:
+            _fail(f"-o {safe_path(str(output))}: cannot write: {exc.strerror or exc}")
         click.echo(render(res, "text"), nl=False, err=True)
     else:
         out.write(report)
@@ -117,3 +142,20 @@ def validate(
         if fr.io_error and fmt not in ("text", "github"):
             click.echo(f"obskit validate: error: {fr.io_error}", err=True)
     sys.exit(res.exit_code)
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"obskit validate: error: {message}", err=True)
+    sys.exit(2)
+
+
+def _unwritable(output: Path) -> str | None:
+    """Why the report cannot be written to ``output``, or ``None``."""
+    if output.is_dir():
+        return "is a folder; name the report file"
+    folder = output.parent
+    if not folder.is_dir():
+        return f"folder {safe_path(str(folder))} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"folder {safe_path(str(folder))} is not writable"
+    return None

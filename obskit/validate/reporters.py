@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+import os
+import re
 from collections.abc import Iterator
+from typing import Final
 
 import msgspec
 
 from obskit import __version__
-from obskit._names import safe_path
+from obskit._names import path_fields, safe_path
 from obskit.schema import rules
 from obskit.schema.stream import LineReport
 from obskit.schema.violation import Violation
@@ -35,7 +37,7 @@ def summary_lines(res: RunResult) -> list[str]:
     """The human summary printed after the violations."""
     t = res.total
     out = [
-        f"checked {t.lines} lines in {len(res.files)} file(s): {t.valid} valid, "
+        f"checked {t.lines} lines in {res.file_count} file(s): {t.valid} valid, "
         f"{t.invalid} invalid, {t.warnings} warning(s)"
     ]
     for rule, n in sorted(t.by_rule.items()):
@@ -99,7 +101,7 @@ def _json(res: RunResult) -> str:
     doc = {
         "schema_version": rules.SCHEMA_VERSION,
         "summary": {
-            "files": len(res.files),
+            "files": res.file_count,
             "lines": t.lines,
             "valid": t.valid,
             "invalid": t.invalid,
@@ -111,7 +113,7 @@ def _json(res: RunResult) -> str:
         },
         "violations": [
             {
-                "path": path,
+                **path_fields(path),
                 "line": rep.line,
                 "offset": rep.offset,
                 "column": v.column,
@@ -130,24 +132,36 @@ def _json(res: RunResult) -> str:
     return msgspec.json.format(msgspec.json.encode(doc), indent=2).decode() + "\n"
 
 
+# What XML 1.0 cannot hold at all, even escaped: shown as \uXXXX like other unprintables.
+_NOT_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    """Text safe for an XML attribute or element (ElementTree escapes ``<&"`` itself)."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _junit(res: RunResult) -> str:
+    import xml.etree.ElementTree as ET  # only this format needs it
+
     suites = ET.Element("testsuites", name="obskit validate")
     total_fail = 0
     for fr in res.files:
         s = fr.summary
+        name = _xml(safe_path(fr.path))
         suite = ET.SubElement(
             suites,
             "testsuite",
-            name=fr.path,
+            name=name,
             tests="1",
             failures="1" if (s.invalid or s.file_error) else "0",
             errors="1" if fr.io_error else "0",
         )
         case = ET.SubElement(
-            suite, "testcase", classname="obskit.validate", name=f"log schema v1: {fr.path}"
+            suite, "testcase", classname="obskit.validate", name=f"log schema v1: {name}"
         )
         if fr.io_error:
-            ET.SubElement(case, "error", message=fr.io_error)
+            ET.SubElement(case, "error", message=_xml(fr.io_error))
         elif s.invalid or s.file_error:
             total_fail += 1
             body = "\n".join(
@@ -158,16 +172,30 @@ def _junit(res: RunResult) -> str:
                 "failure",
                 message=f"{s.invalid} of {s.lines} lines violate log schema v1",
                 type="schema",
-            ).text = body
+            ).text = _xml(body)
         ET.SubElement(case, "system-out").text = f"{s.lines} lines, {s.valid} valid"
     for v in res.policy_violations:
         suite = ET.SubElement(suites, "testsuite", name="policy", tests="1", failures="1")
         case = ET.SubElement(suite, "testcase", classname="obskit.policy", name=v.rule)
-        ET.SubElement(case, "failure", message=v.format(), type="policy")
+        ET.SubElement(case, "failure", message=_xml(v.format()), type="policy")
     suites.set("tests", str(len(res.files) + len(res.policy_violations)))
     suites.set("failures", str(total_fail + len(res.policy_violations)))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"
+
+
+def sarif_uri(path: str) -> str:
+    """A file name as a SARIF ``uri``: ``/`` separators, every byte outside the URI path
+    characters percent-encoded (``#``, ``%``, spaces, non-ASCII, undecodable bytes: exact),
+    an absolute path as a ``file:`` URI."""
+    from urllib.parse import quote
+
+    raw = os.fsencode(path).replace(b"\\", b"/")
+    drive = re.match(rb"[A-Za-z]:/", raw)
+    if drive or raw.startswith(b"/"):
+        return "file://" + ("/" if drive else "") + quote(raw, safe="/:")
+    # Relative: a ':' in the first segment would read as a scheme, so it is encoded too.
+    return quote(raw, safe="/")
 
 
 def _sarif(res: RunResult) -> str:
@@ -186,7 +214,7 @@ def _sarif(res: RunResult) -> str:
                 "locations": [
                     {
                         "physicalLocation": {
-                            "artifactLocation": {"uri": path.replace("\\", "/")},
+                            "artifactLocation": {"uri": sarif_uri(path)},
                             "region": region,
                         }
                     }
@@ -203,7 +231,7 @@ def _sarif(res: RunResult) -> str:
         if res.files:
             # GitHub code scanning rejects a result without a location: a run-wide finding is
             # pinned to line 1 of the first input.
-            first = res.files[0].path.replace("\\", "/")
+            first = sarif_uri(res.files[0].path)
             policy_result["locations"] = [
                 {
                     "physicalLocation": {
@@ -235,7 +263,26 @@ def _sarif(res: RunResult) -> str:
                     }
                 },
                 "results": results,
+                "invocations": [_invocation(res)],
             }
         ],
     }
     return msgspec.json.format(msgspec.json.encode(doc), indent=2).decode() + "\n"
+
+
+def _invocation(res: RunResult) -> dict[str, object]:
+    """The run itself: whether every input was read, and a notification per one that was not
+    (SARIF results are about lines; an unreadable file has none)."""
+    notes: list[dict[str, object]] = []
+    for fr in res.files:
+        if fr.io_error:
+            notes.append(
+                {
+                    "level": "error",
+                    "message": {"text": fr.io_error},
+                    "locations": [
+                        {"physicalLocation": {"artifactLocation": {"uri": sarif_uri(fr.path)}}}
+                    ],
+                }
+            )
+    return {"executionSuccessful": not notes, "toolExecutionNotifications": notes}

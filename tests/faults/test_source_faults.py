@@ -31,6 +31,7 @@ import pytest
 from sidecar.checkpoint import CheckpointStore
 from sidecar.source.settings import SourceSettings
 from sidecar.source.tailer import Tailer
+from tests.deepfolders import unlistable_below
 from tests.receivers.loki import Limits, LokiReceiver
 from tests.sidecar.engine.enginehelp import (
     Sidecar,
@@ -159,14 +160,7 @@ def test_sub_folder_that_cannot_be_listed(tmp_path: Path, sidecars: list[Sidecar
     """A sub-folder whose path is longer than PATH_MAX (ENAMETOOLONG, for root too)."""
     cfg = write_config(tmp_path, source={"recursive": True})
     logs = tmp_path / "logs"
-    (logs / "deep").mkdir()
-    fd = os.open(logs / "deep", os.O_RDONLY)
-    for _ in range(25):  # 25 x 200 bytes: past the 4096-byte PATH_MAX
-        os.mkdir("d" * 200, dir_fd=fd)
-        nfd = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
-        os.close(fd)
-        fd = nfd
-    os.close(fd)
+    unlistable_below(logs / "deep")
     (logs / "app.log").write_bytes(lines(0, 100))
     (logs / "deep" / "b.log").write_bytes(lines(100, 200))
     w = ship_beside_fault(cfg, tmp_path, sidecars, 200, "ENAMETOOLONG")

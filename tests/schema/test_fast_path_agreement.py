@@ -1,21 +1,32 @@
-"""The batch fast path (validate_chunk / validate_lines / validate_stream) must agree exactly
-with the precise path (check_line per line): same valid lines, same records, same violations.
+"""The fast path (validate_chunk / validate_lines / validate_stream) must agree exactly with
+the precise path (check_line per line): same valid lines, same records, same violations,
+through both of its implementations, the C kernel and the pure Python windows.
 
-This is the safety net for every optimisation of obskit/schema/batch.py.
+This is the safety net for every optimisation of obskit/schema/batch.py and _scan.c.
 """
 
 from __future__ import annotations
 
 import io
 import os
+from collections import Counter
 from unittest import mock
 
 from corpus import corpora, encoded_records, mangled
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loglines import line as line_for
+from paths import FAST_PATHS, fast_path
 
-from obskit.schema import Policy, Record, check_line, split_lines, validate_chunk, validate_lines
+from obskit.schema import (
+    LEVELS,
+    Policy,
+    Record,
+    check_line,
+    split_lines,
+    validate_chunk,
+    validate_lines,
+)
 from obskit.schema import stream as stream_mod
 from obskit.schema.encoding import Encoding, sniff
 
@@ -32,6 +43,7 @@ POLICIES = [
     Policy(trace_min_fraction=0.5, trace_min_level="WARN"),
 ]
 policies = st.sampled_from(POLICIES)
+paths = st.sampled_from(FAST_PATHS)
 #: OBSKIT_PROPERTY_SCALE=20 runs twenty times as many examples (before a release, or after
 #: touching validator.py); the default keeps the suite fast.
 SCALE = int(os.environ.get("OBSKIT_PROPERTY_SCALE", "1"))
@@ -51,8 +63,9 @@ def fields(rec: Record | None) -> tuple[object, ...] | None:
     return tuple(getattr(rec, f) for f in Record.__struct_fields__)
 
 
-def assert_agree(lines: list[bytes], policy: Policy) -> None:
-    res = validate_lines(lines, policy)
+def assert_agree(lines: list[bytes], policy: Policy, path: str) -> None:
+    with fast_path(path):
+        res = validate_lines(lines, policy)
     assert res.lines == lines
     assert len(res.records) == len(lines)
     flagged = set()
@@ -70,18 +83,21 @@ def assert_agree(lines: list[bytes], policy: Policy) -> None:
 
 
 @SETTINGS
-@given(lines=corpora(), policy=policies)
-def test_validate_lines_agrees_with_check_line(lines: list[bytes], policy: Policy) -> None:
-    assert_agree(lines, policy)
+@given(lines=corpora(), policy=policies, path=paths)
+def test_validate_lines_agrees_with_check_line(
+    lines: list[bytes], policy: Policy, path: str
+) -> None:
+    assert_agree(lines, policy, path)
 
 
 @SETTINGS
-@given(lines=corpora(), policy=policies, final_newline=st.booleans())
+@given(lines=corpora(), policy=policies, final_newline=st.booleans(), path=paths)
 def test_validate_chunk_agrees_with_check_line(
-    lines: list[bytes], policy: Policy, final_newline: bool
+    lines: list[bytes], policy: Policy, final_newline: bool, path: str
 ) -> None:
     chunk = b"\n".join(lines) + (b"\n" if final_newline else b"")
-    res = validate_chunk(chunk, policy)
+    with fast_path(path):
+        res = validate_chunk(chunk, policy)
     expected = split_lines(chunk)
     assert res.lines == expected
     for i, ln in enumerate(expected):
@@ -96,9 +112,10 @@ def test_validate_chunk_agrees_with_check_line(
     policy=policies,
     block=st.sampled_from([64, 333, 4096, 1 << 20]),
     final_newline=st.booleans(),
+    path=paths,
 )
 def test_validate_stream_reports_what_check_line_finds(
-    lines: list[bytes], policy: Policy, block: int, final_newline: bool
+    lines: list[bytes], policy: Policy, block: int, final_newline: bool, path: str
 ) -> None:
     data = b"\n".join(lines) + (b"\n" if final_newline else b"")
     assume_utf8 = sniff(data[:4]) in (Encoding.UTF8, Encoding.UTF8_BOM)
@@ -108,10 +125,13 @@ def test_validate_stream_reports_what_check_line_finds(
     expected = split_lines(body)
     summary = stream_mod.StreamSummary()
     # Small blocks cut lines (and over-long lines) at every possible place.
-    with mock.patch.object(stream_mod, "BLOCK", block):
+    with mock.patch.object(stream_mod, "BLOCK", block), fast_path(path):
         reports = list(stream_mod.validate_stream(io.BytesIO(data), policy, summary=summary))
     want = {}
     valid = invalid = 0  # blank lines skipped by allow_blank are neither
+    services: Counter[str] = Counter()
+    eligible = carrying = 0
+    floor = LEVELS.index(policy.trace_min_level)
     offsets = [0]
     for ln in expected:
         offsets.append(offsets[-1] + len(ln) + 1)
@@ -121,12 +141,19 @@ def test_validate_stream_reports_what_check_line_finds(
             want[i + 1] = viol
         valid += rec is not None
         invalid += any(v.severity == "error" for v in viol)
+        if rec is not None:
+            services[rec.service] += 1
+            if policy.trace_min_fraction and LEVELS.index(rec.level) >= floor:
+                eligible += 1
+                carrying += bool(rec.trace_id)
     got = {r.line: r.violations for r in reports}
     assert got == want
     assert all(r.offset == offsets[r.line - 1] for r in reports)
     assert summary.lines == len(expected)
     assert summary.valid == valid
     assert summary.invalid == invalid
+    assert summary.by_service == services
+    assert (summary.trace_eligible, summary.trace_carrying) == (eligible, carrying)
 
 
 @SETTINGS
@@ -135,16 +162,17 @@ def test_validate_stream_reports_what_check_line_finds(
     bad=encoded_records(),
     data=st.data(),
     n=st.integers(5, 600),
+    path=paths,
 )
 def test_one_bad_line_anywhere_in_a_long_valid_run(
-    base: list[bytes], bad: bytes, data: st.DataObject, n: int
+    base: list[bytes], bad: bytes, data: st.DataObject, n: int, path: str
 ) -> None:
     """The shape of real files: one damaged line hidden in a long valid run."""
     bad_lines = data.draw(mangled(bad)) if data.draw(st.booleans()) else [bad]
     at = data.draw(st.integers(0, n))
     lines = [base[i % len(base)] for i in range(n)]
     lines[at:at] = bad_lines
-    assert_agree(lines, data.draw(policies))
+    assert_agree(lines, data.draw(policies), path)
 
 
 @st.composite
@@ -163,11 +191,13 @@ def calendar_timestamps(draw: st.DrawFn) -> str:
 
 
 @SETTINGS
-@given(stamps=st.lists(calendar_timestamps(), min_size=1, max_size=40), policy=policies)
-def test_bulk_timestamp_check_agrees_over_the_calendar(stamps: list[str], policy: Policy) -> None:
+@given(stamps=st.lists(calendar_timestamps(), min_size=1, max_size=40), policy=policies, path=paths)
+def test_bulk_timestamp_check_agrees_over_the_calendar(
+    stamps: list[str], policy: Policy, path: str
+) -> None:
     ok = line_for()
     lines = [ok] * 5
     for ts in stamps:
         lines.append(line_for(timestamp=ts))
         lines.extend([ok] * 3)
-    assert_agree(lines, policy)
+    assert_agree(lines, policy, path)

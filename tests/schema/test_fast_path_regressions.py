@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from loglines import SPAN, TRACE, line
+from paths import FAST_PATHS, fast_path
 
 from obskit.schema import Policy, batch, check_line, validate_lines
 
@@ -17,9 +18,11 @@ from obskit.schema import Policy, batch, check_line, validate_lines
         line(drop=("trace_id",), span_id=""),
     ],
 )
-def test_empty_string_ids_are_rejected_in_a_batch(bad: bytes) -> None:
+@pytest.mark.parametrize("path", FAST_PATHS)
+def test_empty_string_ids_are_rejected_in_a_batch(bad: bytes, path: str) -> None:
     lines = [line()] * 10 + [bad] + [line()] * 10
-    res = validate_lines(lines)
+    with fast_path(path):
+        res = validate_lines(lines)
     rec, viol = check_line(bad)
     assert rec is None and viol
     assert res.records[10] is None
@@ -30,7 +33,8 @@ def test_empty_string_ids_are_rejected_in_a_batch(bad: bytes) -> None:
 @pytest.mark.parametrize(
     "required", [("trace_id",), ("span_id", "env"), ("level", "env"), ("message",)]
 )
-def test_policy_may_require_schema_fields(required: tuple[str, ...]) -> None:
+@pytest.mark.parametrize("path", FAST_PATHS)
+def test_policy_may_require_schema_fields(required: tuple[str, ...], path: str) -> None:
     # A schema field in required_fields used to crash the batch path (duplicate struct field).
     pol = Policy(required_fields=required)
     lines = [line(env=1)] * 6
@@ -40,7 +44,8 @@ def test_policy_may_require_schema_fields(required: tuple[str, ...]) -> None:
         line(trace_id=None, span_id=None),
     ]
     lines += [line(env=1)] * 6
-    res = validate_lines(lines, pol)
+    with fast_path(path):
+        res = validate_lines(lines, pol)
     for i, ln in enumerate(lines):
         rec, viol = check_line(ln, pol)
         assert (res.records[i] is None) == (rec is None)
@@ -52,7 +57,8 @@ def test_policy_may_require_schema_fields(required: tuple[str, ...]) -> None:
         assert 7 not in res.violations and 8 not in res.violations  # null is present
 
 
-def test_every_byte_at_every_structural_place() -> None:
+@pytest.mark.parametrize("path", FAST_PATHS)
+def test_every_byte_at_every_structural_place(path: str) -> None:
     """Each byte value (but LF) put at the start, end and between tokens of a line in a
     batch: the batch verdict and violations equal the precise path's."""
     ok = line()
@@ -70,7 +76,8 @@ def test_every_byte_at_every_structural_place() -> None:
             ok.replace(b'"INFO"', b'"IN' + x + b'FO"', 1),
         )
         lines = [ok] * 6 + list(places) + [ok] * 6
-        res = validate_lines(lines)
+        with fast_path(path):
+            res = validate_lines(lines)
         for i in range(6, 6 + len(places)):
             rec, viol = check_line(lines[i])
             assert (res.records[i] is None) == (rec is None), (b, i)
@@ -142,15 +149,17 @@ W = batch._WINDOW
 AT = sorted({0, 1, 5, W - 1, W, W + 1, 2 * W, 255, 256, 300, 520})
 
 
+@pytest.mark.parametrize("path", FAST_PATHS)
 @pytest.mark.parametrize("name", sorted(DEFECTS))
-def test_each_defect_in_a_long_valid_run(name: str) -> None:
-    """Each defect at the window edges of a long valid run."""
+def test_each_defect_in_a_long_valid_run(name: str, path: str) -> None:
+    """Each defect at the window edges of a long valid run, through both fast paths."""
     ok = line()
     for pol in POLICIES:
         base = [line(env="prod")] * 520 if pol.required_fields else [ok] * 520
         for at in AT:
             lines = base[:at] + DEFECTS[name] + base[at:]
-            res = validate_lines(lines, pol)
+            with fast_path(path):
+                res = validate_lines(lines, pol)
             for i in range(max(0, at - 1), min(len(lines), at + len(DEFECTS[name]) + 1)):
                 rec, viol = check_line(lines[i], pol)
                 assert (res.records[i] is None) == (rec is None), (name, at, i)

@@ -18,6 +18,7 @@ from sidecar.source.faults import SourceEvent
 from sidecar.source.osfile import PosixFiles, WindowsFiles, regular_only
 from sidecar.source.settings import SourceSettings
 from sidecar.source.tailer import Tailer
+from tests.deepfolders import unlistable_below
 from tests.sidecar.source.tailhelp import FakeClock, Reader, numbers
 from tests.sidecar.source.test_osfile_seam import FakeKernel32, FakeMsvcrt
 
@@ -142,19 +143,7 @@ def test_scan_survives_a_symlink_loop_an_unlistable_folder_and_a_fifo(
     os.symlink("self.log", logdir / "self.log")  # ln -s self.log self.log
     if hasattr(os, "mkfifo"):
         os.mkfifo(logdir / "pipe.log")
-    # A sub-folder whose path is longer than PATH_MAX cannot be listed (ENAMETOOLONG), even
-    # by root; built with relative paths from inside it.
-    deep = logdir / "deep"
-    deep.mkdir()
-    fd = os.open(deep, os.O_RDONLY)
-    try:
-        for _ in range(25):
-            os.mkdir("d" * 200, dir_fd=fd)
-            nfd = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-    finally:
-        os.close(fd)
+    deep = unlistable_below(logdir / "deep")  # ENAMETOOLONG below it, even for root
     (deep / "ok.log").write_bytes(numbered(10, 12))
     (logdir / "app.log").write_bytes(numbered(0, 10))
     t = Tailer(st, store)
