@@ -143,6 +143,12 @@ def run_sidecar(
 
 
 def _install_signals(engine: Any) -> None:
+    # SIGUSR1 prints every thread's stack to stderr (POSIX): what an operator (or a test
+    # harness) needs when the sidecar seems stuck.
+    if hasattr(signal, "SIGUSR1"):
+        import faulthandler
+
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     count = {"n": 0}
 
     def handler(signum: int, frame: FrameType | None) -> None:

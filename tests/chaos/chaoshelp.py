@@ -132,6 +132,17 @@ class SidecarProc:
         self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Stuck: have it print every thread's stack (SIGUSR1), then fail with them.
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(1.0)
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self._out.flush()
+            raise AssertionError(
+                f"no exit {timeout:.0f} s after SIGTERM; its stacks and last output:\n"
+                + self.out_path.read_text(errors="replace")[-8000:]
+            ) from None
         finally:
             self._out.close()
 
