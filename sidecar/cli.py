@@ -80,6 +80,7 @@ def run_sidecar(
     from sidecar import selflog
     from sidecar.engine import Engine
     from sidecar.http_server import OpsServer
+    from sidecar.statelock import FolderLocked
 
     selflog.setup()
     log = selflog.log
@@ -114,6 +115,18 @@ def run_sidecar(
             quarantine=str(cfg.quarantine_dir),
             listen=f"{a[0]}:{a[1]}" if a else None,
         )
+    except FolderLocked as exc:
+        # Another instance owns the folders: nothing was started or written here, so no
+        # shutdown (it would save checkpoints into the holder's folder) and no totals.
+        log(
+            "ERROR",
+            f"cannot start: {exc}",
+            error="FolderLocked",
+            folder=str(exc.folder),
+            holder_pid=exc.holder.get("pid"),
+        )
+        selflog.shutdown()
+        return 2
     except Exception as exc:  # a start-up failure must be one clear line, then exit 1
         log("ERROR", f"cannot start: {exc}", error=type(exc).__name__)
         engine.shutdown()

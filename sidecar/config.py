@@ -197,6 +197,19 @@ class LoadedConfig:
     origin: str
     warnings: list[str] = field(default_factory=list)
 
+    def state_folders(self) -> list[tuple[str, Path]]:
+        """``(setting, folder)`` of every folder this sidecar writes and must have to itself:
+        the state folder, the dead-letter folder and what sinks declare (``owned_folders``:
+        the file sink's archive). Locked at start (:mod:`sidecar.statelock`)."""
+        out = [
+            ("checkpoint.dir", Path(self.config.checkpoint.dir)),
+            ("quarantine.dir", self.quarantine_dir),
+        ]
+        for spec in self.sinks:
+            for key, folder in getattr(spec.config, "owned_folders", {}).items():
+                out.append((f"sink {spec.name!r} {key}", Path(folder)))
+        return out
+
     def redacted(self) -> dict[str, Any]:
         """The effective configuration with anything secret-looking masked."""
         out: dict[str, Any] = dict(msgspec.to_builtins(self.config, enc_hook=_plain))

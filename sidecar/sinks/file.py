@@ -64,6 +64,11 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         if self.max_segments < 0:
             raise ValueError("max_segments: must be 0 (keep all) or more")
 
+    @property
+    def owned_folders(self) -> dict[str, str]:
+        """Folders no other sidecar may write (locked at start)."""
+        return {"dir": self.dir}
+
 
 def build(name: str, config: Config) -> FileSink:
     """The sink for ``type: file``."""
