@@ -11,6 +11,7 @@ from typing import Any
 import click
 import yaml
 
+from obskit.secrets import mask_secrets
 from sidecar.config import ConfigError, LoadedConfig, load_config, parse_listen
 
 
@@ -128,7 +129,7 @@ def run_sidecar(
         selflog.shutdown()
         return 2
     except Exception as exc:  # a start-up failure must be one clear line, then exit 1
-        log("ERROR", f"cannot start: {exc}", error=type(exc).__name__)
+        log("ERROR", f"cannot start: {mask_secrets(str(exc))}", error=type(exc).__name__)
         engine.shutdown()
         code = 1
     else:
@@ -137,7 +138,11 @@ def run_sidecar(
         except Exception as exc:
             # Checkpoints were saved by the shutdown and never pass unacknowledged lines: a
             # restart resumes safely. Exit 1 so the orchestrator restarts us.
-            log("ERROR", f"stopped by an unexpected error: {exc}", error=type(exc).__name__)
+            log(
+                "ERROR",
+                f"stopped by an unexpected error: {mask_secrets(str(exc))}",
+                error=type(exc).__name__,
+            )
             code = 1
     finally:
         if server is not None:

@@ -34,6 +34,7 @@ import orjson
 
 from obskit._atomic import write_atomic
 from obskit._durations import ByteSize
+from sidecar.config_convert import check
 from sidecar.sinks.base import Batch, Sink
 from sidecar.sinks.delivery import Outcome
 
@@ -59,10 +60,14 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     fsync: bool = True
 
     def __post_init__(self) -> None:
+        problems = []
+        if not self.dir.strip():
+            problems.append("dir: must not be empty")
         if self.max_segment_bytes < 4096:
-            raise ValueError("max_segment_bytes: must be at least 4096")
+            problems.append("max_segment_bytes: must be at least 4096")
         if self.max_segments < 0:
-            raise ValueError("max_segments: must be 0 (keep all) or more")
+            problems.append("max_segments: must be 0 (keep all) or more")
+        check(problems)
 
     @property
     def owned_folders(self) -> dict[str, str]:

@@ -111,6 +111,7 @@ def test_second_instance_writes_nothing_and_the_first_keeps_shipping(
     first = _started(tmp_path)
     sidecars.append(first)
     wait_for(lambda: len(archived(tmp_path)) == 500, what="first batch archived")
+    wait_for((tmp_path / "state" / "checkpoints.json").exists, what="a checkpoint saved")
     before_state = _snapshot(tmp_path / "state")
     before_archive = _snapshot(tmp_path / "archive")
 
