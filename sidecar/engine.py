@@ -712,9 +712,11 @@ class Engine:
                 sink.close()
             except Exception as exc:
                 self.log("ERROR", f"closing sink {sink.name} failed", error=str(exc))
-        self.dead.close()
-        if self.folder_locks is not None:
-            self.folder_locks.release()
+        try:
+            self.dead.close()
+        finally:
+            if self.folder_locks is not None:
+                self.folder_locks.release()
 
     def _busy(self) -> bool:
         if self.tracker.pending:
