@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from itertools import repeat
 from pathlib import Path
 
 import cramjam
@@ -34,6 +33,7 @@ import orjson
 from obskit._atomic import write_atomic
 from obskit._durations import ByteSize
 from sidecar.config_convert import check
+from sidecar.enrich import Enrichment
 from sidecar.segments import AppendFile, SegmentIO, Segments, named
 from sidecar.sinks.base import Batch, Sink
 from sidecar.sinks.delivery import Outcome
@@ -96,6 +96,8 @@ class FileSink(Sink):
         self._journal: AppendFile | None = None
         self._journal_entries = 0
         self.skipped_replayed = 0
+        self._static: dict[str, str] | None = None
+        self._enrichment = Enrichment({})
 
     @property
     def _seg(self) -> Path | None:
@@ -294,33 +296,6 @@ class FileSink(Sink):
     def _encode(self, lines: list[bytes], static: dict[str, str]) -> bytes:
         if not (self.config.enrich and static) or not lines:
             return b"\n".join([*lines, b""])
-        # A key counts as present when its quoted name appears anywhere in the line: a value
-        # equal to it only costs that line its enrichment, a key is never written twice.
-        needles = [(k, orjson.dumps(k)) for k in static]
-        suffix = b"".join(
-            b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in static.items()
-        )
-        # Usual case, no line has any of the keys and every line ends with "}": one slice per
-        # line and one join with the fields as separator (no per-line Python loop, cheaper
-        # than joining then replacing every "}\n"). The key scan looks for '"host' first: a
-        # needle ending in '"' (the commonest byte in JSON) defeats the search's skip table;
-        # the exact needle is checked only on a hit. It is one pass over the batch per key
-        # (~0.2 CPU-s per million lines each), with the join the cost of ``enrich``.
-        data = b"\n".join(lines)
-        if not any(n[:-1] in data and n in data for _, n in needles) and sum(
-            map(bytes.endswith, lines, repeat(b"}"))
-        ) == len(lines):
-            sep = suffix + b"}\n"
-            return sep.join([ln[:-1] for ln in lines]) + sep
-        parts = []
-        for line in lines:
-            stripped = line.rstrip(b" \t")
-            if not stripped.endswith(b"}"):
-                parts.append(line)
-                continue
-            extra = b"".join(
-                b"," + n + b":" + orjson.dumps(static[k]) for k, n in needles if n not in line
-            )
-            parts.append(stripped[:-1] + extra + b"}" if extra else line)
-        parts.append(b"")
-        return b"\n".join(parts)
+        if static is not self._static:  # the engine passes the same dict with every batch
+            self._static, self._enrichment = static, Enrichment(static)
+        return self._enrichment.append_lines(lines)

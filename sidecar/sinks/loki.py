@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import socket
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from obskit._http import (
 )
 from obskit.schema import timestamp_ns
 from sidecar.config_convert import check, shown
+from sidecar.enrich import instance_name
 from sidecar.sinks.base import Batch, Sink
 from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.loki_errors import LokiError, parse_reply
@@ -198,9 +198,7 @@ class LokiSink(Sink):
         if self._ctx is not None and self._ctx.batch is batch:
             return self._ctx
         if self._instance is None:
-            self._instance = (
-                batch.static.get("pod") or batch.static.get("host") or socket.gethostname()
-            )
+            self._instance = instance_name(batch.static)
         ts = self._timestamps(batch)
         keys = [self._stream_key(rec.service, rec.level) for rec in batch.records]
         self._ctx = _Ctx(batch, ts, keys)
