@@ -64,6 +64,14 @@ def modes_apply_to_children(scratch: Path) -> bool:
     return res.returncode != 0 and b"PermissionError" in res.stderr
 
 
+def skip_unless_modes_apply(scratch: Path) -> None:
+    """Skip the test where file modes cannot be made to apply to a child process."""
+    import pytest
+
+    if not modes_apply_to_children(scratch):
+        pytest.skip("file modes cannot be made to apply to a child process here")
+
+
 class Proc:
     """One ``obskit-sidecar run`` whose own logs are collected to a file."""
 

@@ -20,8 +20,8 @@ from fsfaults import (
     FullDisk,
     Proc,
     fill,
-    modes_apply_to_children,
     run_python,
+    skip_unless_modes_apply,
     small_tmpfs,
     wait_for,
 )
@@ -143,8 +143,7 @@ def test_folder_removed_then_blocked_then_back(tmp_path: Path) -> None:
 
 
 def test_folder_read_only_then_writable(tmp_path: Path) -> None:
-    if not modes_apply_to_children(tmp_path):
-        pytest.skip("file modes cannot be made to apply here")
+    skip_unless_modes_apply(tmp_path)
     qdir = tmp_path / "q"
     qdir.mkdir()
     # In a child that file modes apply to even as root: the live file is gone and the folder

@@ -19,9 +19,9 @@ from fsfaults import (
     FullDisk,
     Proc,
     fill,
-    modes_apply_to_children,
     numbered_batch,
     run_python,
+    skip_unless_modes_apply,
     small_tmpfs,
     wait_for,
 )
@@ -221,8 +221,7 @@ def test_real_sidecar_archive_folder_removed_then_blocked_then_back(tmp_path: Pa
 
 
 def test_real_sidecar_archive_folder_read_only_at_a_rotation(tmp_path: Path) -> None:
-    if not modes_apply_to_children(tmp_path):
-        pytest.skip("file modes cannot be made to apply here")
+    skip_unless_modes_apply(tmp_path)
     arch = tmp_path / "archive"
     cfg = write_config(
         tmp_path,

@@ -61,6 +61,16 @@ def _started(tmp: Path) -> Sidecar:
     return side
 
 
+def _run(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SIDECAR, "run", "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
 def _one_error_line(res: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     assert "Traceback" not in res.stdout + res.stderr, res.stdout + res.stderr
     lines = [x for x in res.stdout.splitlines() if x.strip()]
@@ -115,13 +125,7 @@ def test_second_instance_writes_nothing_and_the_first_keeps_shipping(
     before_state = _snapshot(tmp_path / "state")
     before_archive = _snapshot(tmp_path / "archive")
 
-    res = subprocess.run(
-        [*SIDECAR, "run", "--config", str(cfg)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    res = _run(cfg)
     assert res.returncode == 2
     rec = _one_error_line(res)
     assert f"checkpoint.dir {tmp_path / 'state'} is in use" in rec["message"]
@@ -147,13 +151,7 @@ def test_lock_released_by_the_os_after_kill9(tmp_path: Path, sidecars: list[Side
     wait_for(lambda: len(archived(tmp_path)) > 0, what="some lines archived")
     first.kill()  # SIGKILL: no shutdown code runs
     _logs(tmp_path, "b.log", 1000)
-    res = subprocess.run(
-        [*SIDECAR, "run", "--config", str(cfg), "--exit-on-idle", "0.5"],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+    res = _run(cfg, "--exit-on-idle", "0.5")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     per_seq = _per_seq(tmp_path)
     assert len(per_seq) == 3000 and set(per_seq.values()) == {1}
@@ -173,13 +171,7 @@ def test_shared_archive_dir_with_different_state_dirs_second_exits_2(
     sidecars.append(first)
     first.address()
     before = _snapshot(archive)
-    res = subprocess.run(
-        [*SIDECAR, "run", "--config", str(b), "--exit-on-idle", "0.5"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    res = _run(b, "--exit-on-idle", "0.5")
     assert res.returncode == 2
     rec = _one_error_line(res)
     assert f"sink 'arch' dir {archive} is in use" in rec["message"], rec
