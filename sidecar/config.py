@@ -516,8 +516,8 @@ def _sink_specs(
         {"name": "archive", "type": "file", "dir": str(Path(cfg.checkpoint.dir) / "archive")}
     ]
     specs: list[SinkSpec] = []
+    placed: list[int] = []  # the index in ``sinks`` of each spec
     names: set[str] = set()
-    folders: dict[str, str] = {}
     for i, raw in enumerate(raw_sinks):
         where = f"sinks[{i}]"
         if not isinstance(raw, dict):
@@ -544,14 +544,25 @@ def _sink_specs(
         spool = _spool_config(body.pop("spool", None), type_, name, cfg, where, errors)
         body = _hoist_auth(body, mod.Config)
         conf = convert(body, mod.Config, where, errors, warnings)
-        if conf is None:
-            continue
-        for key, folder in getattr(conf, "owned_folders", {}).items():
-            other = folders.setdefault(os.path.normcase(os.path.abspath(folder)), name)
-            if other != name:
-                errors.append(f"{where}.{key}: {folder} is also the folder of sink {other!r}")
-        specs.append(SinkSpec(name=name, type=type_, config=conf, spool=spool))
+        if conf is not None:
+            specs.append(SinkSpec(name=name, type=type_, config=conf, spool=spool))
+            placed.append(i)
+    _check_folders_not_shared(list(zip(placed, specs, strict=True)), errors)
     return specs
+
+
+def _check_folders_not_shared(specs: list[tuple[int, SinkSpec]], errors: list[str]) -> None:
+    # Two sinks writing one folder would cut each other's data (the file sink's journal, a
+    # spool's segments).
+    owners: dict[str, str] = {}
+    for i, spec in specs:
+        folders = dict(getattr(spec.config, "owned_folders", {}))
+        if spec.spool is not None and spec.spool.dir:
+            folders["spool.dir"] = spec.spool.dir
+        for key, folder in folders.items():
+            other = owners.setdefault(os.path.normcase(os.path.abspath(folder)), spec.name)
+            if other != spec.name:
+                errors.append(f"sinks[{i}].{key}: {folder} is also the folder of sink {other!r}")
 
 
 def _spool_config(
