@@ -425,7 +425,8 @@ FALLBACK_DOCS = {
     "SidecarConfig.shutdown_timeout": "On SIGTERM/SIGINT: how long sinks may keep sending "
     "pending batches before the sidecar saves checkpoints and exits.",
     "CheckpointConfig.dir": "Folder for read positions (and, by default, the quarantine files "
-    "and the default file sink). Must be writable and should survive restarts.",
+    "and the default file sink). Must be writable and should survive restarts. One sidecar "
+    "per folder: a second one given it exits 2 naming the holder's PID.",
     "CheckpointConfig.interval": "How often read positions are saved to disk.",
     "CheckpointConfig.retention": "How long positions of files that disappeared are kept.",
     "SchemaConfig.on_invalid": "What happens to a line that breaks schema v1: `quarantine` "
@@ -443,7 +444,7 @@ FALLBACK_DOCS = {
     "EnrichConfig.build_tags": "Build tags joined with commas into `build_tags`.",
     "EnrichConfig.fields": "Any other static fields to add (empty values are left out).",
     "QuarantineConfig.dir": "Folder for `quarantine.ndjson`; "
-    "default `<checkpoint.dir>/quarantine`.",
+    "default `<checkpoint.dir>/quarantine`. One sidecar per folder.",
     "QuarantineConfig.max_bytes": "Size at which the quarantine file is rotated.",
     "QuarantineConfig.max_files": "Rotated quarantine files kept; older ones are deleted.",
     "HttpConfig.listen": "`host:port` for `/healthz`, `/readyz`, `/metrics`. Use "

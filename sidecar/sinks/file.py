@@ -44,7 +44,8 @@ JOURNAL = ".file-sink.journal"
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The local NDJSON archive (``type: file``): exactly once across restarts."""
 
-    #: Archive folder (relative paths are relative to the working directory).
+    #: Archive folder (relative paths are relative to the working directory); one sidecar
+    #: per folder, and one file sink.
     dir: str = "archive"
     #: A new segment starts when the current one would pass this size.
     max_segment_bytes: ByteSize = ByteSize(64 * 1024 * 1024)
@@ -249,6 +250,9 @@ class FileSink(Sink):
             seg.discard_after(before)
             if self._journal is journal:
                 journal.discard_after(journal_before)
+            else:  # a compaction replaced the journal before failing: write it again
+                with contextlib.suppress(OSError):
+                    self._rewrite_journal()
             if isinstance(exc, OSError):
                 raise named(exc, self.dir) from exc
             raise
