@@ -3,6 +3,7 @@ printed; and the credentials built from them. Shared by ``obskit trace`` and the
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -89,38 +90,56 @@ class Credentials:
 MASK = "***"
 #: Header names and JSON / query keys whose value is a credential (also inside a longer key:
 #: "x-amz-security-token", "client_secret", "password_hash").
-_SECRET_NAME = re.compile(
+_SECRET_NAME = (
     r"authorization|api[-_]?key|auth[-_]?token|access[-_]?token|refresh[-_]?token|id[-_]?token"
-    r"|private[-_]?key|cookie|password|passwd|secret|token",
-    re.IGNORECASE,
+    r"|private[-_]?key|cookie|password|passwd|secret|token"
 )
-# Keys are matched as bounded runs of key characters, then tested with _SECRET_NAME in the
+# Keys are matched as bounded runs of key characters, then tested against the names in the
 # replacement: a pattern with the names between unbounded runs backtracks quadratically.
 _KEY = r"(?P<key>[\w.-]{1,80})"
-# "authorization": "Bearer x", 'api_key': 'x', "cookie": ["a=b"], "password": 123; the key
-# alone is matched, so the values of other keys (objects, lists) are still searched.
-_JSON_KEY = re.compile(rf"""(?P<q>["']){_KEY}(?P=q)\s*:\s*""")
-_JSON_VALUE = re.compile(r"""("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|\[[^\]]*\]?|[^\s,{}\[\]]+)""")
-# The same inside a JSON string (a server echoing a request body in its error message).
-_ESCAPED_JSON_KEY = re.compile(rf"""\\"{_KEY}\\"\s*:\s*""")
-_ESCAPED_JSON_VALUE = re.compile(r"""(\\"(?:[^"\\]|\\[^"])*(?:\\"|$)|[^\s,{}\[\]\\]+)""")
-# A header line ("Authorization: Basic x", "Cookie: a=b; c=d": the whole value), or a header
-# quoted on a command line ("X-Api-Key: x").
-_HEADER_LINE = re.compile(rf"^(?P<k>[ \t]*{_KEY}[ \t]*:[ \t]*)\S[^\r\n]*", re.MULTILINE)
-_QUOTED_HEADER = re.compile(rf"""(?P<k>["']{_KEY}[ \t]*:[ \t]*)[^"'\r\n]+""")
-# A query or form parameter: ?api_key=x&token=y
-_PARAM = re.compile(rf"(?P<k>(?<![\w.-]){_KEY}=)[^\s&;,\"'<>]+")
-# An auth scheme and its credential anywhere: "Bearer eyJ...", "Basic dXNlcjpwYXNz".
-_SCHEME = re.compile(
-    r"(?P<k>\b(?:bearer|basic|apikey|negotiate)\s+)(?P<v>[A-Za-z0-9._~+/=-]+)", re.I
-)
-# user:password@ in URLs, with or without a scheme.
-_USERINFO = re.compile(r"(?P<k>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://)[^\s/@?#\"'<>]+@")
-_BARE_USERINFO = re.compile(r"(?<![\w.+%~:/-])[\w.+%~-]{1,200}:[^\s/@:\"'<>]{1,200}@(?=[\w\[])")
+
+
+class _Patterns:
+    """The patterns, compiled on first use (not at every process start)."""
+
+    def __init__(self) -> None:
+        self.secret_name = re.compile(_SECRET_NAME, re.IGNORECASE)
+        # "authorization": "Bearer x", 'api_key': 'x', "cookie": ["a=b"], "password": 123;
+        # the key alone is matched, so the values of other keys (objects, lists) are still
+        # searched.
+        self.json_key = re.compile(rf"""(?P<q>["']){_KEY}(?P=q)\s*:\s*""")
+        self.json_value = re.compile(
+            r"""("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|\[[^\]]*\]?|[^\s,{}\[\]]+)"""
+        )
+        # The same inside a JSON string (a server echoing a request body in its error).
+        self.escaped_json_key = re.compile(rf"""\\"{_KEY}\\"\s*:\s*""")
+        self.escaped_json_value = re.compile(
+            r"""(\\"(?:[^"\\]|\\[^"])*(?:\\"|$)|[^\s,{}\[\]\\]+)"""
+        )
+        # A header line ("Authorization: Basic x", "Cookie: a=b; c=d": the whole value), or
+        # a header quoted on a command line ("X-Api-Key: x").
+        self.header_line = re.compile(rf"^(?P<k>[ \t]*{_KEY}[ \t]*:[ \t]*)\S[^\r\n]*", re.MULTILINE)
+        self.quoted_header = re.compile(rf"""(?P<k>["']{_KEY}[ \t]*:[ \t]*)[^"'\r\n]+""")
+        # A query or form parameter: ?api_key=x&token=y
+        self.param = re.compile(rf"(?P<k>(?<![\w.-]){_KEY}=)[^\s&;,\"'<>]+")
+        # An auth scheme and its credential anywhere: "Bearer eyJ...", "Basic dXNlcjpwYXNz".
+        self.scheme = re.compile(
+            r"(?P<k>\b(?:bearer|basic|apikey|negotiate)\s+)(?P<v>[A-Za-z0-9._~+/=-]+)", re.I
+        )
+        # user:password@ in URLs, with or without a scheme.
+        self.userinfo = re.compile(r"(?P<k>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://)[^\s/@?#\"'<>]+@")
+        self.bare_userinfo = re.compile(
+            r"(?<![\w.+%~:/-])[\w.+%~-]{1,200}:[^\s/@:\"'<>]{1,200}@(?=[\w\[])"
+        )
+
+
+@functools.cache
+def _patterns() -> _Patterns:
+    return _Patterns()
 
 
 def _masked(m: re.Match[str]) -> str:
-    if not _SECRET_NAME.search(m.group("key")):
+    if not _patterns().secret_name.search(m.group("key")):
         return m.group(0)
     return m.group("k") + MASK
 
@@ -129,7 +148,7 @@ def _mask_fields(text: str, key: re.Pattern[str], value: re.Pattern[str], masked
     out: list[str] = []
     pos = 0
     for m in key.finditer(text):
-        if m.start() < pos or not _SECRET_NAME.search(m.group("key")):
+        if m.start() < pos or not _patterns().secret_name.search(m.group("key")):
             continue
         v = value.match(text, m.end())
         if v is None:
@@ -168,14 +187,15 @@ def mask_secrets(text: str | bytes, limit: int | None = 500) -> str:
         # Do not run the patterns over megabytes that will be cut anyway; the margin keeps a
         # secret that straddles the cut inside what is masked.
         text = text[: limit + 4096]
-    text = _mask_fields(text, _JSON_KEY, _JSON_VALUE, f'"{MASK}"')
-    text = _mask_fields(text, _ESCAPED_JSON_KEY, _ESCAPED_JSON_VALUE, f'\\"{MASK}\\"')
-    text = _HEADER_LINE.sub(_masked, text)
-    text = _QUOTED_HEADER.sub(_masked, text)
-    text = _PARAM.sub(_masked, text)
-    text = _SCHEME.sub(_scheme_value, text)
-    text = _USERINFO.sub(lambda m: m.group("k") + MASK + "@", text)
-    text = _BARE_USERINFO.sub(MASK + "@", text)
+    p = _patterns()
+    text = _mask_fields(text, p.json_key, p.json_value, f'"{MASK}"')
+    text = _mask_fields(text, p.escaped_json_key, p.escaped_json_value, f'\\"{MASK}\\"')
+    text = p.header_line.sub(_masked, text)
+    text = p.quoted_header.sub(_masked, text)
+    text = p.param.sub(_masked, text)
+    text = p.scheme.sub(_scheme_value, text)
+    text = p.userinfo.sub(lambda m: m.group("k") + MASK + "@", text)
+    text = p.bare_userinfo.sub(MASK + "@", text)
     if limit is not None and total > limit:
         kept = text[:limit]
         return f"{kept}… ({total - len(kept)} more characters)"

@@ -12,7 +12,6 @@ A struct may list settings it still accepts but ignores in a class attribute
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -186,6 +185,8 @@ def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
 
 
 def _did_you_mean(key: str, known: dict[str, Any]) -> str:
+    import difflib  # only when a key is wrong: not at every start
+
     close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
     if not close:  # "ca" for "ca_file", "password" for "password_file"
         close = [k for k in known if k.startswith(key) or key.startswith(k)][:1]
