@@ -425,8 +425,8 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
         return build_config(tree, origin, env, warnings, list(unset.values()) + errors)
     except ConfigError as exc:
         # "must not be empty" says less than the unset variable that made it empty.
-        exc.errors = [e for e in exc.errors if not _said_already(e, unset)]
-        raise
+        kept = [e for e in exc.errors if not _said_already(e, unset)]
+        raise ConfigError(exc.source, kept) from None
 
 
 def _said_already(error: str, unset: dict[str, str]) -> bool:
