@@ -169,6 +169,9 @@ class DeadLetter:
         # Entries go in whole, up to max_bytes per file (the live file is rotated between
         # entries, as it fills); on failure the queue keeps whatever is not in a file.
         seg = self._segments
+        lost_unsynced = bool(self._unsynced) and seg.current is not None and seg.current.lost
+        if not self._queue and not lost_unsynced:
+            return  # nothing to write (and no file to create)
         try:
             if seg.current is None or seg.current.lost:
                 self._open()
