@@ -142,6 +142,27 @@ def test_folder_removed_then_blocked_then_back(tmp_path: Path) -> None:
     assert _numbers(qdir) == list(range(30, 65))
 
 
+def test_folder_removed_between_write_and_fsync(tmp_path: Path) -> None:
+    qdir = tmp_path / "q"
+    dl = DeadLetter(qdir, max_bytes=1 << 20, max_files=3)
+    _put(dl, 0, 10)
+    dl.flush()
+    _put(dl, 10, 10)
+    dl.flush(durable=False)  # in the file, not yet on disk
+    shutil.rmtree(qdir)
+    dl.flush()  # not "durable" in a deleted file: written again to a new one
+    assert _numbers(qdir) == list(range(10, 20))
+    dl.close()
+    assert _numbers(qdir) == list(range(10, 20))
+
+
+def test_no_entry_no_file(tmp_path: Path) -> None:
+    dl = DeadLetter(tmp_path / "q", max_bytes=1 << 20, max_files=3)
+    dl.flush()
+    dl.close()
+    assert not (tmp_path / "q").exists()
+
+
 def test_folder_read_only_then_writable(tmp_path: Path) -> None:
     skip_unless_modes_apply(tmp_path)
     qdir = tmp_path / "q"
