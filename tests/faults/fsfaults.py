@@ -12,8 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +109,9 @@ class Proc:
     def text(self) -> str:
         return self.out_path.read_text(errors="replace")
 
-    def errors(self) -> list[dict[str, Any]]:
-        return [x for x in self.logs() if x.get("level") == "ERROR" or "raw" in x]
+    def problems(self) -> list[dict[str, Any]]:
+        """Its WARN and ERROR lines (and any line that is not JSON)."""
+        return [x for x in self.logs() if x.get("level") in ("WARN", "ERROR") or "raw" in x]
 
     def stop(self, timeout: float = 60) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -136,15 +136,20 @@ def numbered_batch(seq: int, start: int, n: int, key: str = "k") -> Batch:
         rec, _ = check_line(ln)
         assert rec is not None
         recs.append(rec)
-    ids = [f"{key}-{i * 100}" for i in range(start, start + n)]
-    return Batch(seq, lines, recs, ids, {"host": "h1"}, {key: (start * 100, (start + n) * 100)})
+    return Batch(
+        seq,
+        lines,
+        recs,
+        offsets=[i * 100 for i in range(start, start + n)],
+        runs=[(0, key)],
+        static={"host": "h1"},
+        extents={key: (start * 100, (start + n) * 100)},
+    )
 
 
-def wait_for(pred: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+def attempt(sink: Any, batch: Batch) -> None:
+    """One try of the whole batch, as the delivery loop makes it (raises what it raises)."""
+    sink.attempt(batch, list(range(len(batch.lines))))
 
 
 class FullDisk(SegmentIO):

@@ -23,11 +23,10 @@ from fsfaults import (
     run_python,
     skip_unless_modes_apply,
     small_tmpfs,
-    wait_for,
 )
 
 from sidecar.transform.quarantine import CURRENT, DeadLetter
-from tests.sidecar.engine.enginehelp import archived, line, write_config
+from tests.sidecar.engine.enginehelp import archived, line, wait_for, write_config
 
 
 def _put(dl: DeadLetter, start: int, n: int, pad: int = 0) -> None:
@@ -267,21 +266,21 @@ def test_real_sidecar_dead_letter_flush_enospc_mid_run(tmp_path: Path) -> None:
     log.write_bytes(_lines(0, 500))
     side = Proc(cfg, tmp_path / "side.out", env=env, launcher=CHAOS_LAUNCHER)
     try:
-        wait_for(lambda: sum(_quarantined_seqs(state).values()) == 100, "first entries")
+        wait_for(lambda: sum(_quarantined_seqs(state).values()) == 100, what="first entries")
         flag.touch()  # the state volume is full: fsync of the dead-letter file fails
         with open(log, "ab") as f:
             f.write(_lines(500, 500))
         wait_for(
-            lambda: any("ENOSPC" in str(e) or "No space left" in str(e) for e in side.errors()),
-            "a disk-full error",
+            lambda: any("ENOSPC" in str(e) or "No space left" in str(e) for e in side.problems()),
+            what="a disk-full error",
         )
         assert side.alive, side.text()[-3000:]
-        err = next(e for e in side.errors() if "No space left" in str(e))
+        err = next(e for e in side.problems() if "No space left" in str(e))
         assert str(state) in str(err), err
         got = _quarantined_seqs(state)
         assert max(got.values()) == 1  # nothing twice, nothing torn (parsed above)
         flag.unlink()  # space is back: no restart
-        wait_for(lambda: sum(_quarantined_seqs(state).values()) == 200, "every entry")
+        wait_for(lambda: sum(_quarantined_seqs(state).values()) == 200, what="every entry")
         assert side.stop() == 0, side.text()[-3000:]
     finally:
         side.close()
@@ -302,18 +301,18 @@ def test_real_sidecar_stopped_while_full_exits_1_and_a_restart_loses_nothing(
     (tmp_path / "logs" / "a.log").write_bytes(_lines(0, 300))
     side = Proc(cfg, tmp_path / "side.out", env=env, launcher=CHAOS_LAUNCHER)
     try:
-        wait_for(lambda: sum(_quarantined_seqs(state).values()) == 60, "first entries")
+        wait_for(lambda: sum(_quarantined_seqs(state).values()) == 60, what="first entries")
         flag.touch()
         with open(tmp_path / "logs" / "a.log", "ab") as f:
             f.write(_lines(300, 300))
-        wait_for(lambda: any("No space left" in str(e) for e in side.errors()), "an error")
+        wait_for(lambda: any("No space left" in str(e) for e in side.problems()), what="an error")
         side.proc.send_signal(signal.SIGTERM)
         # Exit 1 (the orchestrator restarts it) with the cause; the checkpoint never passed
         # the entries that could not be made durable.
         assert side.proc.wait(timeout=60) == 1
     finally:
         side.close()
-    last = [e for e in side.errors() if "stopped by" in str(e.get("message"))]
+    last = [e for e in side.problems() if "stopped by" in str(e.get("message"))]
     assert last and str(state / "quarantine" / CURRENT) in last[0]["message"], side.text()
     flag.unlink()
     again = Proc(cfg, tmp_path / "again.out", "--exit-on-idle", "0.5")

@@ -18,16 +18,16 @@ import pytest
 from fsfaults import (
     FullDisk,
     Proc,
+    attempt,
     fill,
     numbered_batch,
     run_python,
     skip_unless_modes_apply,
     small_tmpfs,
-    wait_for,
 )
 
 from sidecar.sinks.file import JOURNAL, Config, FileSink
-from tests.sidecar.engine.enginehelp import line, write_config
+from tests.sidecar.engine.enginehelp import line, wait_for, write_config
 
 
 def _seqs(folder: Path) -> Counter[int]:
@@ -61,9 +61,7 @@ def _restart_and_replay(folder: Path, upto: int) -> None:
     ],
     ids=["write", "short-write", "fsync", "rotation-open"],
 )
-def test_enospc_at_each_write_of_anumbered_batch(
-    tmp_path: Path, full: set[str], partial: bool
-) -> None:
+def test_enospc_at_each_write_of_a_batch(tmp_path: Path, full: set[str], partial: bool) -> None:
     disk = FullDisk()
     s = FileSink("f", Config(dir=str(tmp_path), max_segment_bytes=4096), io=disk)
     s.start()
@@ -71,11 +69,11 @@ def test_enospc_at_each_write_of_anumbered_batch(
     disk.full, disk.partial = full, partial
     for _ in range(3):  # each retry while full fails the same clear way
         with pytest.raises(OSError) as ei:
-            s.send(numbered_batch(2, 20, 20))
+            attempt(s, numbered_batch(2, 20, 20))
         assert ei.value.errno == errno.ENOSPC and str(tmp_path) in str(ei.value)
         assert _seqs(tmp_path) == Counter(range(20))
     disk.full = set()
-    s.send(numbered_batch(2, 20, 20))  # the worker's retry, once space is back
+    attempt(s, numbered_batch(2, 20, 20))  # the delivery loop's retry, once space is back
     s.send(numbered_batch(3, 40, 20))
     s.close()
     assert _seqs(tmp_path) == Counter(range(60))
@@ -99,11 +97,11 @@ def test_journal_write_fails_after_the_segment_write(tmp_path: Path) -> None:
     s.send(numbered_batch(1, 0, 10))
     disk.full = {"journal"}
     with pytest.raises(OSError) as ei:
-        s.send(numbered_batch(2, 10, 10))
+        attempt(s, numbered_batch(2, 10, 10))
     assert ei.value.filename == str(tmp_path / JOURNAL)
     assert _seqs(tmp_path) == Counter(range(10))
     disk.full = set()
-    s.send(numbered_batch(2, 10, 10))
+    attempt(s, numbered_batch(2, 10, 10))
     s.close()
     _restart_and_replay(tmp_path, 20)
     assert _seqs(tmp_path) == Counter(range(20))
@@ -118,11 +116,11 @@ def test_real_tmpfs_full_then_space_returns(tmp_path: Path) -> None:
         ballast = fill(disk)
         for _ in range(2):
             with pytest.raises(OSError) as ei:
-                s.send(numbered_batch(2, 50, 400))
+                attempt(s, numbered_batch(2, 50, 400))
             assert ei.value.errno == errno.ENOSPC
         assert _seqs(arch) == Counter(range(50))
         ballast.unlink()
-        s.send(numbered_batch(2, 50, 400))
+        attempt(s, numbered_batch(2, 50, 400))
         s.close()
         assert _seqs(arch) == Counter(range(450))
         _restart_and_replay(arch, 450)
@@ -137,10 +135,10 @@ def test_folder_removed_and_blocked_then_back_in_process(tmp_path: Path) -> None
     shutil.rmtree(arch)  # removed with what it held (by an operator)
     arch.write_text("in the way")
     with pytest.raises(OSError) as ei:
-        s.send(numbered_batch(2, 30, 30))
+        attempt(s, numbered_batch(2, 30, 30))
     assert str(arch) in str(ei.value)
     arch.unlink()
-    s.send(numbered_batch(2, 30, 30))  # the retry: a new segment and journal, no restart
+    attempt(s, numbered_batch(2, 30, 30))  # the retry: a new segment and journal, no restart
     s.close()
     assert _seqs(arch) == Counter(range(30, 60))
     _restart_and_replay(arch, 60)
@@ -153,7 +151,7 @@ def test_descriptors_exhausted_at_a_rotation(tmp_path: Path) -> None:
 import json, os
 from pathlib import Path
 from sidecar.sinks.file import Config, FileSink
-from tests.faults.fsfaults import numbered_batch
+from tests.faults.fsfaults import attempt, numbered_batch
 s = FileSink("f", Config(dir={str(arch)!r}, max_segment_bytes=4096))
 s.start()
 s.send(numbered_batch(1, 0, 20))
@@ -166,7 +164,7 @@ except OSError:
 errs = []
 for _ in range(3):
     try:
-        s.send(numbered_batch(2, 20, 20))
+        attempt(s, numbered_batch(2, 20, 20))
     except OSError as exc:
         errs.append(exc.errno)
 for fd in held[:8]:
@@ -203,17 +201,19 @@ def test_real_sidecar_archive_folder_removed_then_blocked_then_back(tmp_path: Pa
     _append(log, 0, 400)
     side = Proc(cfg, tmp_path / "side.out")
     try:
-        wait_for(lambda: sum(_archived(arch).values()) == 400, "first lines archived")
+        wait_for(lambda: sum(_archived(arch).values()) == 400, what="first lines archived")
         pid = side.proc.pid
         shutil.rmtree(arch)
         arch.write_text("in the way")
         _append(log, 400, 300)
-        wait_for(lambda: any(str(arch) in str(e) for e in side.errors()), "an error naming it")
+        wait_for(
+            lambda: any(str(arch) in str(e) for e in side.problems()), what="an error naming it"
+        )
         assert side.alive
         arch.unlink()  # the folder can be made again: the sink's retry does, no restart
-        wait_for(lambda: sum(_archived(arch).values()) == 300, "the lines after the removal")
+        wait_for(lambda: sum(_archived(arch).values()) == 300, what="the lines after the removal")
         _append(log, 700, 300)
-        wait_for(lambda: sum(_archived(arch).values()) == 600, "later lines")
+        wait_for(lambda: sum(_archived(arch).values()) == 600, what="later lines")
         assert side.proc.pid == pid and side.stop() == 0, side.text()[-3000:]
     finally:
         side.close()
@@ -231,14 +231,17 @@ def test_real_sidecar_archive_folder_read_only_at_a_rotation(tmp_path: Path) -> 
     _append(log, 0, 200)
     side = Proc(cfg, tmp_path / "side.out", unprivileged=True)
     try:
-        wait_for(lambda: sum(_archived(arch).values()) == 200, "first lines archived")
+        wait_for(lambda: sum(_archived(arch).values()) == 200, what="first lines archived")
         arch.chmod(0o500)  # no new segment can be created: every rotation fails
         _append(log, 200, 300)
-        wait_for(lambda: any("Permission denied" in str(e) for e in side.errors()), "EACCES logged")
+        wait_for(
+            lambda: any("Permission denied" in str(e) for e in side.problems()),
+            what="EACCES logged",
+        )
         assert side.alive
         before = sum(_archived(arch).values())
         arch.chmod(0o755)
-        wait_for(lambda: sum(_archived(arch).values()) == 500, "every line, after chmod back")
+        wait_for(lambda: sum(_archived(arch).values()) == 500, what="every line, after chmod back")
         assert side.stop() == 0, side.text()[-3000:]
     finally:
         arch.chmod(0o755)

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,16 @@ from sidecar.statelock import (
     WindowsLocks,
     lock_folders,
 )
-from tests.sidecar.engine.enginehelp import SIDECAR, Sidecar, archived, line, wait_for, write_config
-
-
-@pytest.fixture
-def sidecars() -> Iterator[list[Sidecar]]:
-    """Sidecar processes started by a test; killed at the end if still running."""
-    started: list[Sidecar] = []
-    yield started
-    for s in started:
-        s.close()
+from tests.receivers.loki import LokiReceiver
+from tests.sidecar.engine.enginehelp import (  # noqa: F401 - the sidecars fixture
+    SIDECAR,
+    Sidecar,
+    archived,
+    line,
+    sidecars_fixture,
+    wait_for,
+    write_config,
+)
 
 
 def _logs(tmp: Path, name: str, lines: int) -> None:
@@ -291,3 +290,27 @@ def test_lock_held_until_the_holder_exits(tmp_path: Path) -> None:
         except FolderLocked:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+
+
+def test_spool_drain_beside_the_running_sidecar_exits_2(
+    tmp_path: Path, sidecars: list[Sidecar], loki: LokiReceiver
+) -> None:
+    # A drain of the spool the running sidecar writes would send its lines twice.
+    loki.fail_next(100000, status=503)  # keep the spool filled while both run
+    cfg = write_config(tmp_path, sinks=[{"name": "loki", "type": "loki", "url": loki.url}])
+    _logs(tmp_path, "a.log", 200)
+    side = _started(tmp_path)
+    sidecars.append(side)
+    spool = tmp_path / "state" / "spool" / "loki"
+    before = _snapshot(spool)
+    res = subprocess.run(
+        [*SIDECAR, "spool", "drain", "--config", str(cfg), "--sink", "loki", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    assert f"is in use by another obskit-sidecar (pid {side.proc.pid}" in res.stderr
+    assert _snapshot(spool)[LOCK_FILE] == before[LOCK_FILE]
