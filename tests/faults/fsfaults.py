@@ -9,7 +9,6 @@ import ctypes
 import ctypes.util
 import errno
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,10 +20,9 @@ import orjson
 from obskit.schema import check_line
 from sidecar.segments import SegmentIO
 from sidecar.sinks.base import Batch
-from tests.sidecar.engine.enginehelp import line
+from tests.sidecar.engine.enginehelp import Sidecar, line
 
 REPO = Path(__file__).resolve().parents[2]
-SIDECAR = [sys.executable, "-c", "from sidecar.cli import main; main()"]
 CHAOS_LAUNCHER = [sys.executable, str(REPO / "tests" / "chaos" / "run_sidecar.py")]
 
 _PR_CAPBSET_DROP = 24
@@ -71,63 +69,6 @@ def skip_unless_modes_apply(scratch: Path) -> None:
         pytest.skip("file modes cannot be made to apply to a child process here")
 
 
-class Proc:
-    """One ``obskit-sidecar run`` whose own logs are collected to a file."""
-
-    def __init__(
-        self,
-        config: Path,
-        out: Path,
-        *args: str,
-        env: dict[str, str] | None = None,
-        unprivileged: bool = False,
-        launcher: list[str] | None = None,
-    ) -> None:
-        self.out_path = out
-        self._out = open(out, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [*(launcher or SIDECAR), "run", "--config", str(config), *args],
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-            preexec_fn=drop_root_file_powers if unprivileged else None,
-        )
-
-    @property
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def logs(self) -> list[dict[str, Any]]:
-        out = []
-        for raw in self.out_path.read_bytes().splitlines():
-            try:
-                out.append(orjson.loads(raw))
-            except orjson.JSONDecodeError:
-                out.append({"raw": raw.decode("utf-8", "replace")})
-        return out
-
-    def text(self) -> str:
-        return self.out_path.read_text(errors="replace")
-
-    def problems(self) -> list[dict[str, Any]]:
-        """Its WARN and ERROR lines (and any line that is not JSON)."""
-        return [x for x in self.logs() if x.get("level") in ("WARN", "ERROR") or "raw" in x]
-
-    def stop(self, timeout: float = 60) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self._out.close()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        if not self._out.closed:
-            self._out.close()
-
-
 def numbered_batch(seq: int, start: int, n: int, key: str = "k") -> Batch:
     """Lines ``start`` to ``start + n`` (``seq`` fields), 100 bytes apart in file ``key``."""
     lines = [line(i) for i in range(start, start + n)]
@@ -150,6 +91,11 @@ def numbered_batch(seq: int, start: int, n: int, key: str = "k") -> Batch:
 def attempt(sink: Any, batch: Batch) -> None:
     """One try of the whole batch, as the delivery loop makes it (raises what it raises)."""
     sink.attempt(batch, list(range(len(batch.lines))))
+
+
+def problems(side: Sidecar) -> list[dict[str, Any]]:
+    """A sidecar's WARN and ERROR lines (and any line that is not JSON)."""
+    return [x for x in side.logs() if x.get("level") in ("WARN", "ERROR") or "raw" in x]
 
 
 class FullDisk(SegmentIO):

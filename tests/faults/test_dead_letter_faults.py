@@ -18,15 +18,15 @@ import pytest
 from fsfaults import (
     CHAOS_LAUNCHER,
     FullDisk,
-    Proc,
     fill,
+    problems,
     run_python,
     skip_unless_modes_apply,
     small_tmpfs,
 )
 
 from sidecar.transform.quarantine import CURRENT, DeadLetter
-from tests.sidecar.engine.enginehelp import archived, line, wait_for, write_config
+from tests.sidecar.engine.enginehelp import Sidecar, archived, line, wait_for, write_config
 
 
 def _put(dl: DeadLetter, start: int, n: int, pad: int = 0) -> None:
@@ -264,24 +264,24 @@ def test_real_sidecar_dead_letter_flush_enospc_mid_run(tmp_path: Path) -> None:
     env = {"OBSKIT_CHAOS_ENOSPC_FLAG": str(flag), "OBSKIT_CHAOS_ENOSPC_DIR": str(state)}
     log = tmp_path / "logs" / "a.log"
     log.write_bytes(_lines(0, 500))
-    side = Proc(cfg, tmp_path / "side.out", env=env, launcher=CHAOS_LAUNCHER)
+    side = Sidecar(cfg, tmp_path, env=env, command=CHAOS_LAUNCHER)
     try:
         wait_for(lambda: sum(_quarantined_seqs(state).values()) == 100, what="first entries")
         flag.touch()  # the state volume is full: fsync of the dead-letter file fails
         with open(log, "ab") as f:
             f.write(_lines(500, 500))
         wait_for(
-            lambda: any("ENOSPC" in str(e) or "No space left" in str(e) for e in side.problems()),
+            lambda: any("ENOSPC" in str(e) or "No space left" in str(e) for e in problems(side)),
             what="a disk-full error",
         )
-        assert side.alive, side.text()[-3000:]
-        err = next(e for e in side.problems() if "No space left" in str(e))
+        assert side.proc.poll() is None, side.out_path.read_text()[-3000:]
+        err = next(e for e in problems(side) if "No space left" in str(e))
         assert str(state) in str(err), err
         got = _quarantined_seqs(state)
         assert max(got.values()) == 1  # nothing twice, nothing torn (parsed above)
         flag.unlink()  # space is back: no restart
         wait_for(lambda: sum(_quarantined_seqs(state).values()) == 200, what="every entry")
-        assert side.stop() == 0, side.text()[-3000:]
+        assert side.signal(signal.SIGTERM) == 0, side.out_path.read_text()[-3000:]
     finally:
         side.close()
     assert _quarantined_seqs(state) == Counter(range(0, 1000, 5))
@@ -299,25 +299,27 @@ def test_real_sidecar_stopped_while_full_exits_1_and_a_restart_loses_nothing(
     flag = tmp_path / "disk-full.flag"
     env = {"OBSKIT_CHAOS_ENOSPC_FLAG": str(flag), "OBSKIT_CHAOS_ENOSPC_DIR": str(state)}
     (tmp_path / "logs" / "a.log").write_bytes(_lines(0, 300))
-    side = Proc(cfg, tmp_path / "side.out", env=env, launcher=CHAOS_LAUNCHER)
+    side = Sidecar(cfg, tmp_path, env=env, command=CHAOS_LAUNCHER)
     try:
         wait_for(lambda: sum(_quarantined_seqs(state).values()) == 60, what="first entries")
         flag.touch()
         with open(tmp_path / "logs" / "a.log", "ab") as f:
             f.write(_lines(300, 300))
-        wait_for(lambda: any("No space left" in str(e) for e in side.problems()), what="an error")
+        wait_for(lambda: any("No space left" in str(e) for e in problems(side)), what="an error")
         side.proc.send_signal(signal.SIGTERM)
         # Exit 1 (the orchestrator restarts it) with the cause; the checkpoint never passed
         # the entries that could not be made durable.
         assert side.proc.wait(timeout=60) == 1
     finally:
         side.close()
-    last = [e for e in side.problems() if "stopped by" in str(e.get("message"))]
-    assert last and str(state / "quarantine" / CURRENT) in last[0]["message"], side.text()
+    last = [e for e in problems(side) if "stopped by" in str(e.get("message"))]
+    assert last and str(state / "quarantine" / CURRENT) in last[0]["message"], (
+        side.out_path.read_text()
+    )
     flag.unlink()
-    again = Proc(cfg, tmp_path / "again.out", "--exit-on-idle", "0.5")
+    again = Sidecar(cfg, tmp_path, "--exit-on-idle", "0.5")
     try:
-        assert again.proc.wait(timeout=90) == 0, again.text()[-3000:]
+        assert again.proc.wait(timeout=90) == 0, again.out_path.read_text()[-3000:]
     finally:
         again.close()
     got = _quarantined_seqs(state)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,17 +18,18 @@ import orjson
 import pytest
 from fsfaults import (
     FullDisk,
-    Proc,
     attempt,
+    drop_root_file_powers,
     fill,
     numbered_batch,
+    problems,
     run_python,
     skip_unless_modes_apply,
     small_tmpfs,
 )
 
 from sidecar.sinks.file import JOURNAL, Config, FileSink
-from tests.sidecar.engine.enginehelp import line, wait_for, write_config
+from tests.sidecar.engine.enginehelp import Sidecar, line, wait_for, write_config
 
 
 def _seqs(folder: Path) -> Counter[int]:
@@ -199,7 +201,7 @@ def test_real_sidecar_archive_folder_removed_then_blocked_then_back(tmp_path: Pa
     arch = tmp_path / "archive"
     log = tmp_path / "logs" / "a.log"
     _append(log, 0, 400)
-    side = Proc(cfg, tmp_path / "side.out")
+    side = Sidecar(cfg, tmp_path)
     try:
         wait_for(lambda: sum(_archived(arch).values()) == 400, what="first lines archived")
         pid = side.proc.pid
@@ -207,14 +209,16 @@ def test_real_sidecar_archive_folder_removed_then_blocked_then_back(tmp_path: Pa
         arch.write_text("in the way")
         _append(log, 400, 300)
         wait_for(
-            lambda: any(str(arch) in str(e) for e in side.problems()), what="an error naming it"
+            lambda: any(str(arch) in str(e) for e in problems(side)), what="an error naming it"
         )
-        assert side.alive
+        assert side.proc.poll() is None
         arch.unlink()  # the folder can be made again: the sink's retry does, no restart
         wait_for(lambda: sum(_archived(arch).values()) == 300, what="the lines after the removal")
         _append(log, 700, 300)
         wait_for(lambda: sum(_archived(arch).values()) == 600, what="later lines")
-        assert side.proc.pid == pid and side.stop() == 0, side.text()[-3000:]
+        assert side.proc.pid == pid and side.signal(signal.SIGTERM) == 0, side.out_path.read_text()[
+            -3000:
+        ]
     finally:
         side.close()
     assert _archived(arch) == Counter(range(400, 1000))
@@ -229,20 +233,20 @@ def test_real_sidecar_archive_folder_read_only_at_a_rotation(tmp_path: Path) -> 
     )
     log = tmp_path / "logs" / "a.log"
     _append(log, 0, 200)
-    side = Proc(cfg, tmp_path / "side.out", unprivileged=True)
+    side = Sidecar(cfg, tmp_path, preexec_fn=drop_root_file_powers)
     try:
         wait_for(lambda: sum(_archived(arch).values()) == 200, what="first lines archived")
         arch.chmod(0o500)  # no new segment can be created: every rotation fails
         _append(log, 200, 300)
         wait_for(
-            lambda: any("Permission denied" in str(e) for e in side.problems()),
+            lambda: any("Permission denied" in str(e) for e in problems(side)),
             what="EACCES logged",
         )
-        assert side.alive
+        assert side.proc.poll() is None
         before = sum(_archived(arch).values())
         arch.chmod(0o755)
         wait_for(lambda: sum(_archived(arch).values()) == 500, what="every line, after chmod back")
-        assert side.stop() == 0, side.text()[-3000:]
+        assert side.signal(signal.SIGTERM) == 0, side.out_path.read_text()[-3000:]
     finally:
         arch.chmod(0o755)
         side.close()
