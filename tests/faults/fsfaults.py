@@ -162,6 +162,17 @@ def fill(folder: Path) -> Path:
     return ballast
 
 
+def exhaust_descriptors() -> list[int]:
+    """Open descriptors until the process has none left (EMFILE); returns them."""
+    held = []
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+    return held
+
+
 def run_python(code: str, *, nofile: int | None = None, unprivileged: bool = False) -> Any:
     """Run ``code`` in a fresh interpreter (descriptor limit ``nofile``, file modes applying
     to it even as root) and return the JSON it prints last."""

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from sidecar.cli import main
+from tests.sidecar.engine.enginehelp import SIDECAR
 
-SIDECAR = [sys.executable, "-c", "from sidecar.cli import main; main()"]
 PLANTED = "pl4nted-Pw-93c1"
 
 

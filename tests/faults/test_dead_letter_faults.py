@@ -201,15 +201,11 @@ def test_descriptors_exhausted_then_released(tmp_path: Path) -> None:
 import json, os
 from pathlib import Path
 from sidecar.transform.quarantine import DeadLetter
+from tests.faults.fsfaults import exhaust_descriptors
 dl = DeadLetter(Path({str(qdir)!r}), max_bytes=1 << 20, max_files=3)
 for i in range(25):
     dl.write(b'{{"n":%d}}' % i, file=None, file_key=None, offset=i, reasons=[])
-held = []
-try:
-    while True:
-        held.append(os.open(os.devnull, os.O_RDONLY))
-except OSError:
-    pass
+held = exhaust_descriptors()
 try:
     dl.flush(); err = None
 except OSError as exc:

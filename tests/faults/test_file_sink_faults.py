@@ -153,16 +153,11 @@ def test_descriptors_exhausted_at_a_rotation(tmp_path: Path) -> None:
 import json, os
 from pathlib import Path
 from sidecar.sinks.file import Config, FileSink
-from tests.faults.fsfaults import attempt, numbered_batch
+from tests.faults.fsfaults import attempt, exhaust_descriptors, numbered_batch
 s = FileSink("f", Config(dir={str(arch)!r}, max_segment_bytes=4096))
 s.start()
 s.send(numbered_batch(1, 0, 20))
-held = []
-try:
-    while True:
-        held.append(os.open(os.devnull, os.O_RDONLY))
-except OSError:
-    pass
+held = exhaust_descriptors()
 errs = []
 for _ in range(3):
     try:
