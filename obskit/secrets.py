@@ -3,6 +3,7 @@ printed; and the credentials built from them. Shared by ``obskit trace`` and the
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -84,25 +85,118 @@ class Credentials:
         return (self.username, self.password.reveal() if self.password else "")
 
 
-_SECRET_TEXT = re.compile(
-    r"(?i)(://)[^/@\s]+@"
-    r"|((?:authorization|api[-_]?key|x-api-key|cookie|set-cookie|token|password)"
-    r"[\"']?\s*[:=]\s*[\"']?)(?:bearer |basic |apikey )?[^\s\"',;}]+"
-    r"|\b(bearer|basic|apikey) [A-Za-z0-9._~+/=-]{8,}"
+# --- masking text for logs and errors ---------------------------------------------------------
+
+MASK = "***"
+#: Header names and JSON / query keys whose value is a credential (also inside a longer key:
+#: "x-amz-security-token", "client_secret", "password_hash").
+_SECRET_NAME = (
+    r"authorization|api[-_]?key|auth[-_]?token|access[-_]?token|refresh[-_]?token|id[-_]?token"
+    r"|private[-_]?key|cookie|password|passwd|secret|token"
 )
+# Keys are matched as bounded runs of key characters, then tested against the names in the
+# replacement: a pattern with the names between unbounded runs backtracks quadratically.
+_KEY = r"(?P<key>[\w.-]{1,80})"
 
 
-def mask_secrets(text: str, limit: int = 500) -> str:
-    """``text`` (a server's reply, an error) with credentials masked and at most ``limit``
-    characters: URL user info, ``Authorization``/API key/cookie/token values, bearer tokens."""
+class _Patterns:
+    """The patterns, compiled on first use (not at every process start)."""
 
-    def sub(m: re.Match[str]) -> str:
-        g = m.group
-        if g(1):
-            return "://***@"
-        if g(2):
-            return f"{g(2)}***"
-        return f"{g(3)} ***"
+    def __init__(self) -> None:
+        self.secret_name = re.compile(_SECRET_NAME, re.IGNORECASE)
+        # "authorization": "Bearer x", 'api_key': 'x', "cookie": ["a=b"], "password": 123;
+        # the key alone is matched, so the values of other keys (objects, lists) are still
+        # searched.
+        self.json_key = re.compile(rf"""(?P<q>["']){_KEY}(?P=q)\s*:\s*""")
+        self.json_value = re.compile(
+            r"""("(?:[^"\\]|\\.)*"?|'(?:[^'\\]|\\.)*'?|\[[^\]]*\]?|[^\s,{}\[\]]+)"""
+        )
+        # The same inside a JSON string (a server echoing a request body in its error).
+        self.escaped_json_key = re.compile(rf"""\\"{_KEY}\\"\s*:\s*""")
+        self.escaped_json_value = re.compile(
+            r"""(\\"(?:[^"\\]|\\[^"])*(?:\\"|$)|[^\s,{}\[\]\\]+)"""
+        )
+        # A header line ("Authorization: Basic x", "Cookie: a=b; c=d": the whole value), or
+        # a header quoted on a command line ("X-Api-Key: x").
+        self.header_line = re.compile(rf"^(?P<k>[ \t]*{_KEY}[ \t]*:[ \t]*)\S[^\r\n]*", re.MULTILINE)
+        self.quoted_header = re.compile(rf"""(?P<k>["']{_KEY}[ \t]*:[ \t]*)[^"'\r\n]+""")
+        # A query or form parameter: ?api_key=x&token=y
+        self.param = re.compile(rf"(?P<k>(?<![\w.-]){_KEY}=)[^\s&;,\"'<>]+")
+        # An auth scheme and its credential anywhere: "Bearer eyJ...", "Basic dXNlcjpwYXNz".
+        self.scheme = re.compile(
+            r"(?P<k>\b(?:bearer|basic|apikey|negotiate)\s+)(?P<v>[A-Za-z0-9._~+/=-]+)", re.I
+        )
+        # user:password@ in URLs, with or without a scheme.
+        self.userinfo = re.compile(r"(?P<k>\b[A-Za-z][A-Za-z0-9+.-]{0,30}://)[^\s/@?#\"'<>]+@")
+        self.bare_userinfo = re.compile(
+            r"(?<![\w.+%~:/-])[\w.+%~-]{1,200}:[^\s/@:\"'<>]{1,200}@(?=[\w\[])"
+        )
 
-    out = _SECRET_TEXT.sub(sub, text)
-    return out if len(out) <= limit else out[:limit] + "..."
+
+@functools.cache
+def _patterns() -> _Patterns:
+    return _Patterns()
+
+
+def _masked(m: re.Match[str]) -> str:
+    if not _patterns().secret_name.search(m.group("key")):
+        return m.group(0)
+    return m.group("k") + MASK
+
+
+def _mask_fields(text: str, key: re.Pattern[str], value: re.Pattern[str], masked: str) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in key.finditer(text):
+        if m.start() < pos or not _patterns().secret_name.search(m.group("key")):
+            continue
+        v = value.match(text, m.end())
+        if v is None:
+            continue
+        out += (text[pos : m.end()], masked)
+        pos = v.end()
+    return "".join(out) + text[pos:] if out else text
+
+
+def _scheme_value(m: re.Match[str]) -> str:
+    value = m.group("v")
+    # A credential, not prose ("Basic authentication failed", "Bearer realm"): long enough
+    # and not plain lower-case letters.
+    looks = len(value) >= 8 and not (value.isalpha() and value[1:].islower())
+    return m.group("k") + (MASK if looks else value)
+
+
+def mask_secrets(text: str | bytes, limit: int | None = 500) -> str:
+    """``text`` with anything shaped like a credential replaced by ``***``, cut to ``limit``
+    characters (``None``: never cut). For logging what a server answered and for error
+    messages that quote configuration values.
+
+    Masked: the user-info of URLs (``https://***@host``, also ``user:pw@host`` without a
+    scheme); the values of ``Authorization``, ``Proxy-Authorization``, ``X-Api-Key``,
+    ``Cookie``, ``Set-Cookie`` and any ``api_key``, ``token``, ``password`` or ``secret``
+    written as a header line, a JSON or Python-repr field (also inside a JSON string) or a
+    query parameter; and credentials after ``Bearer``, ``Basic``, ``ApiKey`` or
+    ``Negotiate`` anywhere. Bytes are decoded as UTF-8 (invalid bytes replaced). When cut,
+    the text ends with ``… (N more characters)``; masking happens before the cut, so a
+    secret straddling the limit is not half shown.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    total = len(text)
+    if limit is not None and total > limit + 4096:
+        # Do not run the patterns over megabytes that will be cut anyway; the margin keeps a
+        # secret that straddles the cut inside what is masked.
+        text = text[: limit + 4096]
+    p = _patterns()
+    text = _mask_fields(text, p.json_key, p.json_value, f'"{MASK}"')
+    text = _mask_fields(text, p.escaped_json_key, p.escaped_json_value, f'\\"{MASK}\\"')
+    text = p.header_line.sub(_masked, text)
+    text = p.quoted_header.sub(_masked, text)
+    text = p.param.sub(_masked, text)
+    text = p.scheme.sub(_scheme_value, text)
+    text = p.userinfo.sub(lambda m: m.group("k") + MASK + "@", text)
+    text = p.bare_userinfo.sub(MASK + "@", text)
+    if limit is not None and total > limit:
+        kept = text[:limit]
+        return f"{kept}… ({total - len(kept)} more characters)"
+    return text

@@ -41,7 +41,9 @@ models. Do not edit by hand: change the model (and its field comments), then run
 
 `obskit-sidecar run --config sidecar.yaml` reads one YAML file. Check a file without running
 anything with `obskit-sidecar check-config sidecar.yaml`: it prints the effective settings
-(secrets masked) or every error with its key path, and exits 2 when the file is invalid.
+(secrets masked) or every error of the file at once, each with its key path, and exits 2
+when the file is invalid. Errors never print a credential: values they quote have URL
+user-info and anything shaped like a token masked.
 
 **Values.** Durations are a number of seconds or a string like `500ms`, `5s`, `1m`, `2h`, `1d`.
 Sizes are a number of bytes or a string like `64KiB`, `10MiB`, `1GiB` (K/M/G/T are binary
@@ -49,7 +51,9 @@ multiples). Unknown keys are errors, so a typo never silently falls back to a de
 
 **Environment.** `${VAR}` and `${VAR:-default}` in any string are replaced from the
 environment (`$$` is a literal `$`); an unset variable without default becomes empty, with a
-warning. `OBSKIT_SIDECAR__<KEY>__<KEY>=value` overrides one setting (keys case-insensitive,
+warning, except in a setting naming a folder or file (`path`, `dir`, `*_file`, `*_dir`), where
+it is an error: an empty folder would silently be the working directory.
+`OBSKIT_SIDECAR__<KEY>__<KEY>=value` overrides one setting (keys case-insensitive,
 list items by index, the value read as YAML): `OBSKIT_SIDECAR__SINKS__0__URL=http://loki:3100`,
 `OBSKIT_SIDECAR__BATCH__MAX_WAIT=200ms`.
 
@@ -421,7 +425,8 @@ FALLBACK_DOCS = {
     "SidecarConfig.shutdown_timeout": "On SIGTERM/SIGINT: how long sinks may keep sending "
     "pending batches before the sidecar saves checkpoints and exits.",
     "CheckpointConfig.dir": "Folder for read positions (and, by default, the quarantine files "
-    "and the default file sink). Must be writable and should survive restarts.",
+    "and the default file sink). Must be writable and should survive restarts. One sidecar "
+    "per folder: a second one given it exits 2 naming the holder's PID.",
     "CheckpointConfig.interval": "How often read positions are saved to disk.",
     "CheckpointConfig.retention": "How long positions of files that disappeared are kept.",
     "SchemaConfig.on_invalid": "What happens to a line that breaks schema v1: `quarantine` "
@@ -439,7 +444,7 @@ FALLBACK_DOCS = {
     "EnrichConfig.build_tags": "Build tags joined with commas into `build_tags`.",
     "EnrichConfig.fields": "Any other static fields to add (empty values are left out).",
     "QuarantineConfig.dir": "Folder for `quarantine.ndjson`; "
-    "default `<checkpoint.dir>/quarantine`.",
+    "default `<checkpoint.dir>/quarantine`. One sidecar per folder.",
     "QuarantineConfig.max_bytes": "Size at which the quarantine file is rotated.",
     "QuarantineConfig.max_files": "Rotated quarantine files kept; older ones are deleted.",
     "HttpConfig.listen": "`host:port` for `/healthz`, `/readyz`, `/metrics`. Use "

@@ -11,6 +11,7 @@ from typing import Any
 import click
 import yaml
 
+from obskit.secrets import mask_secrets
 from sidecar.config import ConfigError, LoadedConfig, load_config, parse_listen
 
 
@@ -80,6 +81,7 @@ def run_sidecar(
     from sidecar import selflog
     from sidecar.engine import Engine
     from sidecar.http_server import OpsServer
+    from sidecar.statelock import FolderLocked
 
     selflog.setup()
     log = selflog.log
@@ -114,8 +116,20 @@ def run_sidecar(
             quarantine=str(cfg.quarantine_dir),
             listen=f"{a[0]}:{a[1]}" if a else None,
         )
+    except FolderLocked as exc:
+        # Another instance owns the folders: nothing was started or written here, so no
+        # shutdown (it would save checkpoints into the holder's folder) and no totals.
+        log(
+            "ERROR",
+            f"cannot start: {exc}",
+            error="FolderLocked",
+            folder=str(exc.folder),
+            holder_pid=exc.holder.get("pid"),
+        )
+        selflog.shutdown()
+        return 2
     except Exception as exc:  # a start-up failure must be one clear line, then exit 1
-        log("ERROR", f"cannot start: {exc}", error=type(exc).__name__)
+        log("ERROR", f"cannot start: {mask_secrets(str(exc))}", error=type(exc).__name__)
         engine.shutdown()
         code = 1
     else:
@@ -124,7 +138,11 @@ def run_sidecar(
         except Exception as exc:
             # Checkpoints were saved by the shutdown and never pass unacknowledged lines: a
             # restart resumes safely. Exit 1 so the orchestrator restarts us.
-            log("ERROR", f"stopped by an unexpected error: {exc}", error=type(exc).__name__)
+            log(
+                "ERROR",
+                f"stopped by an unexpected error: {mask_secrets(str(exc))}",
+                error=type(exc).__name__,
+            )
             code = 1
     finally:
         if server is not None:

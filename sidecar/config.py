@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,8 +20,11 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
-from obskit._durations import ByteSize, Duration, dec_hook, parse_duration, parse_size
+from obskit._durations import ByteSize, Duration, parse_duration, parse_size
 from obskit.schema.encoding import TextFileError, read_text_file
+from obskit.secrets import mask_secrets
+from sidecar.config_convert import Problems, check, convert, convert_fields, join
+from sidecar.enrich import resolve_static
 from sidecar.sinks.registry import SinkTypeError, sink_module
 from sidecar.source.settings import SourceSettings, default_log_dir
 
@@ -39,12 +41,13 @@ def default_state_dir() -> str:
 
 
 class ConfigError(ValueError):
-    """The configuration is invalid; ``errors`` lists ``key.path: reason`` messages."""
+    """The configuration is invalid; ``errors`` lists ``key.path: reason`` messages (anything
+    shaped like a credential masked: messages may quote the values at fault)."""
 
     def __init__(self, source: str, errors: list[str]) -> None:
         self.source = source
-        self.errors = errors
-        super().__init__(f"{source}: " + "; ".join(errors))
+        self.errors = [mask_secrets(e, limit=None) for e in errors]
+        super().__init__(f"{source}: " + "; ".join(self.errors))
 
 
 class _Base(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -58,6 +61,9 @@ class CheckpointConfig(_Base):
     interval: Duration = Duration(5.0)
     retention: Duration = Duration(7 * 86400.0)
 
+    def __post_init__(self) -> None:
+        check(["dir: must not be empty"] if not self.dir.strip() else [])
+
 
 class SchemaConfig(_Base):
     """What to do with lines that break schema v1: one default and per-rule overrides."""
@@ -66,6 +72,28 @@ class SchemaConfig(_Base):
     rules: dict[str, Action] = msgspec.field(default_factory=dict)
     max_line_bytes: ByteSize = ByteSize(256 * 1024)
     service_default: str | None = None
+
+    def __post_init__(self) -> None:
+        # Rule ids are case-insensitive (environment override keys arrive lower-cased).
+        self.rules = {k.upper(): v for k, v in self.rules.items()}
+        problems = []
+        for rule, action in self.rules.items():
+            if not re.fullmatch(r"OBS\d{3}", rule):
+                problems.append(f"rules.{rule}: not a rule id (like OBS003)")
+            elif action == "forward" and rule in NOT_FORWARDABLE:
+                problems.append(
+                    f"rules.{rule}: 'forward' is not allowed for {rule}: "
+                    "the line is not a JSON object a backend could accept"
+                )
+        if self.max_line_bytes < 16:
+            problems.append("max_line_bytes: must be at least 16")
+        if self.service_default is not None:
+            from obskit.schema.rules import check_service
+
+            why = check_service(self.service_default)
+            if why:
+                problems.append(f"service_default: {why}")
+        check(problems)
 
 
 class EnrichConfig(_Base):
@@ -87,12 +115,29 @@ class QuarantineConfig(_Base):
     max_bytes: ByteSize = ByteSize(64 * 1024 * 1024)
     max_files: int = 10
 
+    def __post_init__(self) -> None:
+        check(
+            _at_least(("max_files", self.max_files, 1), ("max_bytes", self.max_bytes, 4096))
+            + (
+                ["dir: must not be empty (leave it out for <checkpoint.dir>/quarantine)"]
+                if self.dir is not None and not self.dir.strip()
+                else []
+            )
+        )
+
 
 class HttpConfig(_Base):
     """Health and metrics endpoints."""
 
     listen: str = "127.0.0.1:9300"
     enabled: bool = True
+
+    def __post_init__(self) -> None:
+        if self.enabled:
+            try:
+                parse_listen(self.listen)
+            except ValueError as exc:
+                raise Problems([f"listen: {exc}"]) from None
 
 
 class BatchConfig(_Base):
@@ -101,6 +146,9 @@ class BatchConfig(_Base):
     max_lines: int = 10000
     max_bytes: ByteSize = ByteSize(2 * 1024 * 1024)
     max_wait: Duration = Duration(0.2)
+
+    def __post_init__(self) -> None:
+        check(_at_least(("max_lines", self.max_lines, 1), ("max_bytes", self.max_bytes, 1024)))
 
 
 class MemoryConfig(_Base):
@@ -112,6 +160,13 @@ class MemoryConfig(_Base):
     #: 100 MiB RSS with slow Loki/Elasticsearch backends (24 MiB reached 117-165 MiB) at the
     #: same CPU per line.
     max_inflight_bytes: ByteSize = ByteSize(8 * 1024 * 1024)
+
+    def __post_init__(self) -> None:
+        check(_at_least(("max_inflight_bytes", self.max_inflight_bytes, 64 * 1024)))
+
+
+def _at_least(*limits: tuple[str, int, int]) -> list[str]:
+    return [f"{key}: must be at least {lo}, got {val}" for key, val, lo in limits if val < lo]
 
 
 class HealthConfig(_Base):
@@ -148,10 +203,12 @@ class SpoolConfig(_Base):
     segment_bytes: ByteSize = ByteSize(32 * 1024 * 1024)
 
     def __post_init__(self) -> None:
+        problems = []
         if self.max_bytes < 1024 * 1024:
-            raise ValueError("max_bytes: must be at least 1MiB")
+            problems.append("max_bytes: must be at least 1MiB")
         if self.segment_bytes < 64 * 1024:
-            raise ValueError("segment_bytes: must be at least 64KiB")
+            problems.append("segment_bytes: must be at least 64KiB")
+        check(problems)
 
 
 #: Sink types that spool by default (a network between the sidecar and the backend).
@@ -166,7 +223,7 @@ class SidecarConfig(_Base):
     schema: SchemaConfig = msgspec.field(default_factory=SchemaConfig)
     enrich: EnrichConfig = msgspec.field(default_factory=EnrichConfig)
     quarantine: QuarantineConfig = msgspec.field(default_factory=QuarantineConfig)
-    sinks: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    sinks: list[Any] = msgspec.field(default_factory=list)
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     shutdown_timeout: Duration = Duration(10.0)
     batch: BatchConfig = msgspec.field(default_factory=BatchConfig)
@@ -197,6 +254,21 @@ class LoadedConfig:
     origin: str
     warnings: list[str] = field(default_factory=list)
 
+    def state_folders(self) -> list[tuple[str, Path]]:
+        """``(setting, folder)`` of every folder this sidecar writes and must have to itself:
+        the state folder, the dead-letter folder, the sinks' spools and what sinks declare
+        (``owned_folders``: the file sink's archive). Locked at start (:mod:`sidecar.statelock`)."""
+        out = [
+            ("checkpoint.dir", Path(self.config.checkpoint.dir)),
+            ("quarantine.dir", self.quarantine_dir),
+        ]
+        for spec in self.sinks:
+            for key, folder in getattr(spec.config, "owned_folders", {}).items():
+                out.append((f"sink {spec.name!r} {key}", Path(folder)))
+            if spec.spool is not None and spec.spool.dir:
+                out.append((f"sink {spec.name!r} spool.dir", Path(spec.spool.dir)))
+        return out
+
     def redacted(self) -> dict[str, Any]:
         """The effective configuration with anything secret-looking masked."""
         out: dict[str, Any] = dict(msgspec.to_builtins(self.config, enc_hook=_plain))
@@ -214,11 +286,27 @@ class LoadedConfig:
 # --- loading ---------------------------------------------------------------------------------
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\$")
+#: Settings naming a folder or a file, where an empty value would silently mean the working
+#: directory (or no file): an unset ``${VAR}`` in them is an error, not a warning.
+_PATH_KEY = re.compile(r"(?:^|\.)(?:path|dir|[a-z0-9_]+_(?:file|dir|path))$")
 
 
-def expand_vars(value: str, env: Mapping[str, str], path: str, warnings: list[str]) -> str:
+def is_path_setting(path: str) -> bool:
+    """Whether the setting at ``path`` (``sinks[0].tls.ca_file``) names a folder or file."""
+    return bool(_PATH_KEY.search(path))
+
+
+def expand_vars(
+    value: str,
+    env: Mapping[str, str],
+    path: str,
+    warnings: list[str],
+    unset: dict[str, str] | None = None,
+) -> str:
     """``${VAR}`` and ``${VAR:-default}`` expansion; ``$$`` is a literal ``$``. An unset
-    variable without default expands to an empty string, with a warning."""
+    variable without default expands to an empty string, with a warning; in a folder or file
+    setting (:func:`is_path_setting`) it is an error instead, recorded in ``unset`` by path
+    (an environment override of that setting may still replace it)."""
 
     def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
@@ -226,33 +314,44 @@ def expand_vars(value: str, env: Mapping[str, str], path: str, warnings: list[st
         name, default = m.group(1), m.group(2)
         val = env.get(name)
         if val is None or (val == "" and default is not None):
-            if default is None:
+            if default is not None:
+                return default
+            if unset is not None and is_path_setting(path):
+                unset[path] = (
+                    f"{path}: ${{{name}}} is not set; a folder or file setting cannot fall "
+                    f"back to an empty value (the working directory): set {name}, or write "
+                    f"${{{name}:-<default>}}"
+                )
+            else:
                 warnings.append(f"{path}: ${{{name}}} is not set; using an empty value")
-                return ""
-            return default
+            return ""
         return val
 
     return _VAR.sub(sub, value)
 
 
-def _expand_tree(node: Any, env: Mapping[str, str], path: str, warnings: list[str]) -> Any:
+def _expand_tree(
+    node: Any, env: Mapping[str, str], path: str, warnings: list[str], unset: dict[str, str]
+) -> Any:
     if isinstance(node, str):
-        return expand_vars(node, env, path or "<root>", warnings)
+        return expand_vars(node, env, path or "<root>", warnings, unset)
     if isinstance(node, dict):
-        return {k: _expand_tree(v, env, _join(path, str(k)), warnings) for k, v in node.items()}
+        return {
+            k: _expand_tree(v, env, join(path, str(k)), warnings, unset) for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_expand_tree(v, env, f"{path}[{i}]", warnings) for i, v in enumerate(node)]
+        return [_expand_tree(v, env, f"{path}[{i}]", warnings, unset) for i, v in enumerate(node)]
     return node
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
 def apply_env_overrides(
-    tree: dict[str, Any], env: Mapping[str, str], errors: list[str]
+    tree: dict[str, Any],
+    env: Mapping[str, str],
+    errors: list[str],
+    overridden: set[str] | None = None,
 ) -> dict[str, Any]:
-    """Apply ``OBSKIT_SIDECAR__A__B=value`` overrides (see the module docstring)."""
+    """Apply ``OBSKIT_SIDECAR__A__B=value`` overrides (see the module docstring); the key
+    path of each value set is added to ``overridden``."""
     for name in sorted(env):
         if not name.upper().startswith(ENV_PREFIX) or name.upper() == ENV_PREFIX:
             continue
@@ -280,7 +379,7 @@ def apply_env_overrides(
                         node[idx] = {}
                     node = node[idx]
             elif isinstance(node, dict):
-                where = _join(where, part)
+                where = join(where, part)
                 if last:
                     node[part] = value
                 else:
@@ -290,22 +389,9 @@ def apply_env_overrides(
             else:
                 errors.append(f"{name}: {where} is not a mapping or list")
                 break
+            if last and overridden is not None:
+                overridden.add(where)
     return tree
-
-
-def _msgspec_error(exc: msgspec.ValidationError, prefix: str = "") -> str:
-    text = str(exc)
-    m = re.search(r" - at `\$(.*)`$", text)
-    loc = ""
-    if m:
-        loc = m.group(1).lstrip(".")
-        text = text[: m.start()]
-    key = prefix + (("." if prefix and loc and not loc.startswith("[") else "") + loc)
-    unknown = re.fullmatch(r"Object contains unknown field `([^`]*)`", text)
-    if unknown:
-        key = f"{key}.{unknown.group(1)}" if key else unknown.group(1)
-        text = "unknown setting"
-    return f"{key or '<root>'}: {text}"
 
 
 def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -> LoadedConfig:
@@ -330,11 +416,22 @@ def load_config(path: str | Path | None, env: Mapping[str, str] | None = None) -
             tree = {}
         if not isinstance(tree, dict):
             raise ConfigError(origin, ["<root>: expected a mapping of settings"])
-    tree = _expand_tree(tree, env, "", warnings)
-    tree = apply_env_overrides(tree, env, errors)
-    if errors:
-        raise ConfigError(origin, errors)
-    return build_config(tree, origin, env, warnings)
+    unset: dict[str, str] = {}
+    overridden: set[str] = set()
+    tree = _expand_tree(tree, env, "", warnings, unset)
+    tree = apply_env_overrides(tree, env, errors, overridden)
+    unset = {key: msg for key, msg in unset.items() if key not in overridden}
+    try:
+        return build_config(tree, origin, env, warnings, list(unset.values()) + errors)
+    except ConfigError as exc:
+        # "must not be empty" says less than the unset variable that made it empty.
+        kept = [e for e in exc.errors if not _said_already(e, unset)]
+        raise ConfigError(exc.source, kept) from None
+
+
+def _said_already(error: str, unset: dict[str, str]) -> bool:
+    key, _, reason = error.partition(": ")
+    return key in unset and reason.startswith("must not be empty")
 
 
 def build_config(
@@ -342,66 +439,22 @@ def build_config(
     origin: str = "<config>",
     env: Mapping[str, str] | None = None,
     warnings: list[str] | None = None,
+    errors: list[str] | None = None,
 ) -> LoadedConfig:
-    """Validate an already-parsed mapping (see :func:`load_config`)."""
+    """Validate an already-parsed mapping (see :func:`load_config`); ``errors`` found while
+    loading are reported together with these. Every section is checked, whatever the others
+    hold, so one run lists every mistake of the file."""
     env = os.environ if env is None else env
     warnings = [] if warnings is None else warnings
-    errors: list[str] = []
-    known = SidecarConfig.__struct_fields__
-    for key in tree:
-        if key not in known:
-            errors.append(f"{key}: unknown setting (known: {', '.join(known)})")
-    good: dict[str, Any] = {}
-    for key in known:
-        if key not in tree:
-            continue
-        # Section by section, so one mistake does not hide the others.
-        try:
-            msgspec.convert({key: tree[key]}, SidecarConfig, dec_hook=dec_hook)
-            good[key] = tree[key]
-        except msgspec.ValidationError as exc:
-            errors.append(_msgspec_error(exc))
-    cfg = msgspec.convert(good, SidecarConfig, dec_hook=dec_hook)
-    if "sinks" not in good and isinstance(tree.get("sinks"), list):
-        cfg.sinks = [s if isinstance(s, dict) else {} for s in tree["sinks"]]
-
-    # Rule ids are case-insensitive (environment override keys arrive lower-cased).
-    cfg.schema.rules = {k.upper(): v for k, v in cfg.schema.rules.items()}
-    for rule, action in cfg.schema.rules.items():
-        if not re.fullmatch(r"OBS\d{3}", rule):
-            errors.append(f"schema.rules.{rule}: not a rule id (like OBS003)")
-        elif action == "forward" and rule in NOT_FORWARDABLE:
-            errors.append(
-                f"schema.rules.{rule}: 'forward' is not allowed for {rule}: "
-                "the line is not a JSON object a backend could accept"
-            )
-    if cfg.schema.max_line_bytes < 16:
-        errors.append("schema.max_line_bytes: must be at least 16")
-    if cfg.schema.service_default is not None:
-        from obskit.schema.rules import check_service
-
-        why = check_service(cfg.schema.service_default)
-        if why:
-            errors.append(f"schema.service_default: {why}")
-    for key, val, lo in (
-        ("batch.max_lines", cfg.batch.max_lines, 1),
-        ("batch.max_bytes", cfg.batch.max_bytes, 1024),
-        ("memory.max_inflight_bytes", cfg.memory.max_inflight_bytes, 64 * 1024),
-        ("quarantine.max_files", cfg.quarantine.max_files, 1),
-        ("quarantine.max_bytes", cfg.quarantine.max_bytes, 4096),
-    ):
-        if val < lo:
-            errors.append(f"{key}: must be at least {lo}, got {val}")
-    if cfg.http.enabled:
-        try:
-            parse_listen(cfg.http.listen)
-        except ValueError as exc:
-            errors.append(f"http.listen: {exc}")
-
-    source = _source_settings(cfg.source, int(cfg.schema.max_line_bytes), errors)
-    sinks = _sink_specs(cfg, errors)
+    errors = [] if errors is None else errors
+    # A section with errors (reported) is left at its defaults, so that the source and the
+    # sinks are still checked against something.
+    sections = convert_fields(tree, SidecarConfig, "", errors, warnings, partial=True) or {}
+    cfg = SidecarConfig(**sections)
+    source = _source_settings(tree.get("source"), int(cfg.schema.max_line_bytes), errors)
+    sinks = _sink_specs(tree.get("sinks"), cfg, errors, warnings)
     if errors or source is None:
-        raise ConfigError(origin, errors)
+        raise ConfigError(origin, [*dict.fromkeys(errors)])
     qdir = (
         Path(cfg.quarantine.dir) if cfg.quarantine.dir else Path(cfg.checkpoint.dir) / "quarantine"
     )
@@ -409,36 +462,38 @@ def build_config(
         config=cfg,
         source=source,
         sinks=sinks,
-        static=static_fields(cfg.enrich, env),
+        static=resolve_static(cfg.enrich, env),
         quarantine_dir=qdir,
         origin=origin,
-        warnings=warnings,
+        warnings=[mask_secrets(w, limit=None) for w in warnings],
     )
 
 
-def _source_settings(
-    raw: dict[str, Any], max_line_bytes: int, errors: list[str]
-) -> SourceSettings | None:
+def _source_settings(raw: Any, max_line_bytes: int, errors: list[str]) -> SourceSettings | None:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        return None  # reported with the sections
     raw = dict(raw)
     raw.setdefault("path", default_log_dir())
     # One maximum for the tailer (which sets over-long lines aside) and the validator.
     raw.setdefault("max_line_bytes", max_line_bytes)
     # SourceSettings holds plain seconds and bytes; accept "1s"/"64KiB" forms here too.
+    bad = False
     for key, parse in _SOURCE_UNITS.items():
         if isinstance(raw.get(key), str):
             try:
-                raw[key] = parse(raw[key])
+                value = parse(raw[key])
             except ValueError as exc:
                 errors.append(f"source.{key}: {exc}")
-                return None
-            raw[key] = int(raw[key]) if parse is parse_size else float(raw[key])
-    try:
-        return msgspec.convert(raw, SourceSettings, dec_hook=dec_hook)
-    except msgspec.ValidationError as exc:
-        errors.append(_msgspec_error(exc, "source"))
-    except (ValueError, TypeError) as exc:
-        errors.append(f"source: {exc}")
-    return None
+                bad = True
+                continue
+            raw[key] = int(value) if parse is parse_size else float(value)
+    if not str(raw["path"]).strip():
+        errors.append("source.path: must not be empty")
+        bad = True
+    settings = convert(raw, SourceSettings, "source", errors)
+    return None if bad else settings
 
 
 _SOURCE_UNITS: dict[str, Any] = {
@@ -452,11 +507,16 @@ _SOURCE_UNITS: dict[str, Any] = {
 }
 
 
-def _sink_specs(cfg: SidecarConfig, errors: list[str]) -> list[SinkSpec]:
-    raw_sinks = cfg.sinks or [
+def _sink_specs(
+    raw_sinks: Any, cfg: SidecarConfig, errors: list[str], warnings: list[str]
+) -> list[SinkSpec]:
+    if not isinstance(raw_sinks, list):
+        raw_sinks = []  # absent (the default below), or not a list (reported with the sections)
+    raw_sinks = raw_sinks or [
         {"name": "archive", "type": "file", "dir": str(Path(cfg.checkpoint.dir) / "archive")}
     ]
     specs: list[SinkSpec] = []
+    placed: list[int] = []  # the index in ``sinks`` of each spec
     names: set[str] = set()
     for i, raw in enumerate(raw_sinks):
         where = f"sinks[{i}]"
@@ -472,10 +532,9 @@ def _sink_specs(cfg: SidecarConfig, errors: list[str]) -> list[SinkSpec]:
             name = type_ if type_ not in names else f"{type_}-{i}"
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
             errors.append(f"{where}.name: must be 1-64 letters, digits, '-', '_', '.'")
-            continue
-        if name in names:
+            name = f"<{where}>"  # go on: the settings are checked too
+        elif name in names:
             errors.append(f"{where}.name: {name!r} is used by another sink")
-            continue
         names.add(name)
         try:
             mod = sink_module(type_)
@@ -484,16 +543,26 @@ def _sink_specs(cfg: SidecarConfig, errors: list[str]) -> list[SinkSpec]:
             continue
         spool = _spool_config(body.pop("spool", None), type_, name, cfg, where, errors)
         body = _hoist_auth(body, mod.Config)
-        try:
-            conf = msgspec.convert(body, mod.Config, dec_hook=dec_hook)
-        except msgspec.ValidationError as exc:
-            errors.append(_msgspec_error(exc, where))
-            continue
-        except (ValueError, TypeError) as exc:
-            errors.append(f"{where}: {exc}")
-            continue
-        specs.append(SinkSpec(name=name, type=type_, config=conf, spool=spool))
+        conf = convert(body, mod.Config, where, errors, warnings)
+        if conf is not None:
+            specs.append(SinkSpec(name=name, type=type_, config=conf, spool=spool))
+            placed.append(i)
+    _check_folders_not_shared(list(zip(placed, specs, strict=True)), errors)
     return specs
+
+
+def _check_folders_not_shared(specs: list[tuple[int, SinkSpec]], errors: list[str]) -> None:
+    # Two sinks writing one folder would cut each other's data (the file sink's journal, a
+    # spool's segments).
+    owners: dict[str, str] = {}
+    for i, spec in specs:
+        folders = dict(getattr(spec.config, "owned_folders", {}))
+        if spec.spool is not None and spec.spool.dir:
+            folders["spool.dir"] = spec.spool.dir
+        for key, folder in folders.items():
+            other = owners.setdefault(os.path.normcase(os.path.abspath(folder)), spec.name)
+            if other != spec.name:
+                errors.append(f"sinks[{i}].{key}: {folder} is also the folder of sink {other!r}")
 
 
 def _spool_config(
@@ -502,13 +571,8 @@ def _spool_config(
     """``sinks[].spool``: a mapping, or ``true``/``false``; defaults by sink type."""
     if isinstance(raw, bool):
         raw = {"enabled": raw}
-    try:
-        spool = msgspec.convert(raw or {}, SpoolConfig, dec_hook=dec_hook)
-    except msgspec.ValidationError as exc:
-        errors.append(_msgspec_error(exc, f"{where}.spool"))
-        return None
-    except (ValueError, TypeError) as exc:
-        errors.append(f"{where}.spool: {exc}")
+    spool = convert(raw or {}, SpoolConfig, f"{where}.spool", errors)
+    if spool is None:
         return None
     on = spool.enabled if spool.enabled is not None else type_ in SPOOLED_BY_DEFAULT
     if not on:
@@ -547,33 +611,6 @@ def _hoist_auth(body: dict[str, Any], config_type: Any) -> dict[str, Any]:
     return body
 
 
-def static_fields(enrich: EnrichConfig, env: Mapping[str, str]) -> dict[str, str]:
-    """Enrichment fields: config first, then the usual container environment variables."""
-    out: dict[str, str] = {}
-    if enrich.environment:
-        out["environment"] = enrich.environment
-    host = enrich.host or env.get("NODE_NAME") or socket.gethostname()
-    if host:
-        out["host"] = host
-    # In Kubernetes a pod's HOSTNAME is its name (unless the Downward API sets POD_NAME).
-    pod = enrich.pod or env.get("POD_NAME")
-    if not pod and env.get("KUBERNETES_SERVICE_HOST"):
-        pod = env.get("HOSTNAME")
-    if pod:
-        out["pod"] = pod
-    container = enrich.container or env.get("CONTAINER_NAME")
-    if container:
-        out["container"] = container
-    if enrich.image_version:
-        out["image_version"] = enrich.image_version
-    if enrich.build_tags:
-        out["build_tags"] = ",".join(enrich.build_tags)
-    for k, v in enrich.fields.items():
-        if v:
-            out.setdefault(k, v)
-    return out
-
-
 def parse_listen(value: str) -> tuple[str, int]:
     """``host:port`` (``[::1]:9300`` for IPv6) -> (host, port)."""
     m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]*):(\d+)", value.strip())
@@ -595,7 +632,6 @@ def _plain(obj: Any) -> Any:
 
 
 _SECRET_KEY = re.compile(r"(pass|secret|token|api_?key|authorization|credential)", re.I)
-_URL_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def _redact(node: Any, key: str = "") -> Any:
@@ -606,5 +642,5 @@ def _redact(node: Any, key: str = "") -> Any:
     if isinstance(node, str):
         if _SECRET_KEY.search(key) and not key.endswith(("_env", "_file")) and node:
             return "***"
-        return _URL_USERINFO.sub("***@", node)
+        return mask_secrets(node, limit=None)
     return node

@@ -35,6 +35,7 @@ from sidecar.sinks.registry import sink_module
 from sidecar.sinks.worker import MemoryFeed, SinkWorker, SpoolFeed
 from sidecar.source.chunk import Chunk
 from sidecar.spool import Spool, SpoolError, SpoolFull, encode_batch, payload_marks
+from sidecar.statelock import FolderLocks, lock_folders
 from sidecar.transform.quarantine import DeadLetter, utc_iso
 from sidecar.transform.stage import SchemaStage
 
@@ -130,6 +131,7 @@ class Engine:
         self._last_blocked_scan = 0.0
         #: Why the engine stopped on its own (a sink worker could not go on).
         self.fatal: str | None = None
+        self.folder_locks: FolderLocks | None = None
 
     @property
     def workers(self) -> list[SinkWorker]:
@@ -153,6 +155,10 @@ class Engine:
 
     def start(self) -> None:
         """Load checkpoints, open spools, start sinks and workers, open the source."""
+        # First: a second sidecar on these folders must stop before it writes anything.
+        self.folder_locks = lock_folders(self.cfg.state_folders())
+        for w in self.folder_locks.warnings:
+            self.log("WARN", w, component="statelock")
         c = self.cfg.config
         Path(c.checkpoint.dir).mkdir(parents=True, exist_ok=True)
         for w in self.checkpoints.load():
@@ -706,7 +712,11 @@ class Engine:
                 sink.close()
             except Exception as exc:
                 self.log("ERROR", f"closing sink {sink.name} failed", error=str(exc))
-        self.dead.close()
+        try:
+            self.dead.close()
+        finally:
+            if self.folder_locks is not None:
+                self.folder_locks.release()
 
     def _busy(self) -> bool:
         if self.tracker.pending:

@@ -70,7 +70,32 @@ def status_command(cfg: LoadedConfig, sink: str | None, as_json: bool) -> int:
 def drain_command(
     cfg: LoadedConfig, sink: str | None, directory: str | None, timeout: float
 ) -> int:
-    """Deliver what the spools hold without reading any log file; 0 when empty."""
+    """Deliver what the spools hold without reading any log file; 0 when empty, 2 when a
+    sidecar (or another drain) holds the folders."""
+    from sidecar.statelock import FolderLocked, lock_folders
+
+    specs = _spooled(cfg, sink)
+    if directory is not None and len(specs) != 1:
+        raise click.UsageError("--dir needs --sink (one spool at a time)")
+    # The folders it writes, locked as a sidecar locks them: a drain beside a running sidecar
+    # (or another drain) of the same folders would deliver and dead-letter twice.
+    folders = [("quarantine.dir", cfg.quarantine_dir)]
+    folders += [
+        (f"sink {s.name!r} spool.dir", Path(directory or (s.spool.dir if s.spool else "") or ""))
+        for s in specs
+    ]
+    try:
+        locks = lock_folders(folders)
+    except FolderLocked as exc:
+        click.echo(f"obskit-sidecar: {exc}", err=True)
+        return 2
+    try:
+        return _drain(cfg, specs, directory, timeout)
+    finally:
+        locks.release()
+
+
+def _drain(cfg: LoadedConfig, specs: list[SinkSpec], directory: str | None, timeout: float) -> int:
     from sidecar.metrics import Metrics
     from sidecar.selflog import log
     from sidecar.sinks.registry import sink_module
@@ -79,9 +104,6 @@ def drain_command(
     from sidecar.transform.quarantine import DeadLetter
     from sidecar.transform.stage import SchemaStage
 
-    specs = _spooled(cfg, sink)
-    if directory is not None and len(specs) != 1:
-        raise click.UsageError("--dir needs --sink (one spool at a time)")
     c = cfg.config
     dead = DeadLetter(cfg.quarantine_dir, c.quarantine.max_bytes, c.quarantine.max_files)
     metrics = Metrics()

@@ -27,7 +27,7 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import cramjam
 import httpx
@@ -45,6 +45,7 @@ from obskit._http import (
     make_client,
     retry_after,
 )
+from sidecar.config_convert import check, shown
 from sidecar.sinks.base import Batch, Sink
 from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.es_bulk import (
@@ -97,48 +98,52 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     concurrency: int = 2
     #: Backoff between retries of 429s, 5xx and network errors (never gives up).
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
-    #: Informational (``es-setup`` detects the flavour from ``GET /``); the sink speaks the
-    #: API both share.
-    flavor: Literal["auto", "elasticsearch", "opensearch"] = "auto"
     #: Extra HTTP headers on every request (e.g. for a proxy).
     headers: dict[str, str] = {}
 
+    #: Accepted with a warning, ignored (see ``sidecar.config_convert``).
+    deprecated_settings: ClassVar[dict[str, str]] = {
+        "flavor": "it never changed anything (the sink speaks the API Elasticsearch and "
+        "OpenSearch share; es-setup detects the flavour itself); remove it, a later "
+        "release will refuse it"
+    }
+
     def __post_init__(self) -> None:
+        problems = []
         if not self.url and not self.urls:
-            raise ValueError("url: give the cluster address (url or urls)")
+            problems.append("url: give the cluster address (url or urls)")
         for u in self.endpoints:
             if not u.startswith(("http://", "https://")):
-                raise ValueError(f"url: {u!r} must start with http:// or https://")
+                problems.append(f"url: {shown(u)} must start with http:// or https://")
         ns = self.namespace
         if not ns or len(ns) > 100 or ns != ns.lower() or any(c in ns for c in '-\\/*?"<>| ,#:'):
-            raise ValueError(
+            problems.append(
                 "namespace: lower case, at most 100 characters, without '-' (the data stream "
                 'naming scheme) or any of \\ / * ? " < > | , # : and spaces'
             )
         if self.batch_max_bytes < 1024:
-            raise ValueError("batch_max_bytes: must be at least 1KiB")
+            problems.append("batch_max_bytes: must be at least 1KiB")
         if not 1 <= self.concurrency <= 16:
-            raise ValueError("concurrency: 1 to 16")
+            problems.append("concurrency: 1 to 16")
         if self.batch_max_docs < 1:
-            raise ValueError("batch_max_docs: must be at least 1")
+            problems.append("batch_max_docs: must be at least 1")
         if not 0 <= self.gzip_level <= 9:
-            raise ValueError("gzip_level: 0-9")
+            problems.append("gzip_level: 0-9")
         if self.timeout <= 0:
-            raise ValueError("timeout: must be positive")
+            problems.append("timeout: must be positive")
         target = self.index or self.data_stream
         try:
             target.format(service="s", dataset="s", namespace="n")
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
+            problems.append(
                 f"{'index' if self.index else 'data_stream'}: {target!r} may only use "
                 f"{{service}}, {{dataset}} and {{namespace}} ({exc})"
-            ) from None
-        if not self.index and self.op_type != "create":
-            raise ValueError("op_type: data streams accept only create (or set index:)")
-        if not self.index and "%" in self.data_stream:
-            raise ValueError(
-                "data_stream: date codes belong in index mode (data streams roll over)"
             )
+        if not self.index and self.op_type != "create":
+            problems.append("op_type: data streams accept only create (or set index:)")
+        if not self.index and "%" in self.data_stream:
+            problems.append("data_stream: date codes belong in index mode (data streams roll over)")
+        check(problems)
 
     @property
     def endpoints(self) -> list[str]:

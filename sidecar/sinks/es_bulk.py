@@ -9,17 +9,16 @@ re-encoded, so the document never has a duplicate key (which Elasticsearch rejec
 from __future__ import annotations
 
 import binascii
-import functools
 import hashlib
 import re
 import time
-from collections.abc import Callable
 
 import msgspec
 import orjson
 
 from obskit.schema import timestamp_ns
 from obskit.schema.record import Record, without_leap_second
+from sidecar.enrich import Enrichment, KeyProbe, encode_object, own_fields
 from sidecar.sinks.base import LineId
 
 
@@ -106,21 +105,6 @@ def at_timestamp(ts: str) -> bytes:
 _ID_TAIL_TS = b'"}}\n{"@timestamp":'
 
 
-@functools.lru_cache(maxsize=64)
-def _key_probe(keys: tuple[str, ...]) -> tuple[Callable[[bytes], object], object]:
-    """A decoder that reads only the top-level ``keys`` of a line (msgspec skips the rest in
-    C, about 5x faster than one substring search per key), and the value it returns when
-    none of them is present. A line that has one of them must not get it spliced in again:
-    Elasticsearch refuses duplicate keys."""
-    absent = msgspec.UNSET
-    fields = [
-        (f"f{i}", msgspec.Raw | msgspec.UnsetType, msgspec.field(default=absent, name=k))
-        for i, k in enumerate(keys)
-    ]
-    probe = msgspec.defstruct("SplicedKeys", fields)
-    return msgspec.json.Decoder(probe).decode, probe()
-
-
 class DocumentBuilder:
     """Turns one shipped line into ``action\nsource\n`` bytes."""
 
@@ -144,10 +128,14 @@ class DocumentBuilder:
         self._static_frag = b"".join(
             _json_str(k) + b":" + _json_str(v) + b"," for k, v in self.static.items()
         )
+        self.enrichment = Enrichment(self.static)
         keys = ["@timestamp", *self.static]
         if data_stream:
             keys.append("data_stream")
-        self._spliced_keys = _key_probe(tuple(keys))
+        # The fields spliced in must not be in the line already (Elasticsearch refuses
+        # duplicate keys): the probe says so without decoding the line.
+        probe = KeyProbe(keys)
+        self._spliced_keys = (probe.decode, probe.empty)
 
     def _index_parts(self, index: str) -> tuple[bytes, bytes]:
         prefix = b'{"' + self.op_type.encode() + b'":{"_index":' + _json_str(index) + b',"_id":"'
@@ -196,22 +184,26 @@ class DocumentBuilder:
         )
 
     def _merged(self, body: bytes, record: Record, index: str) -> bytes:
-        """Slow path for a line that already has a spliced key: decode, merge, encode."""
-        doc = orjson.loads(body)
-        out: dict[str, object] = {"@timestamp": orjson.loads(at_timestamp(record.timestamp))}
-        if self.data_stream:
-            extra = self._extra[index]
-            if extra:
-                out["data_stream"] = orjson.loads(extra[len(b'"data_stream":') : -1])
-        out.update(self.static)
-        # The record's own fields win over enrichment (but @timestamp is always the record's
-        # schema timestamp, so time filters and sorting agree with ``timestamp``).
-        for k, v in doc.items():
-            if k != "@timestamp":
-                out[k] = v
-        if "@timestamp" in doc:
-            out["log.original_timestamp"] = doc["@timestamp"]
-        return orjson.dumps(out)
+        """Slow path for a line that already has a spliced key: its own fields, their values
+        left as they are (never parsed: a value a full parser refuses, like ``1e999``, is
+        copied through for Elasticsearch to judge), after ours minus those it has."""
+        own = own_fields(body)
+        lead: list[tuple[str, bytes]] = [("@timestamp", at_timestamp(record.timestamp))]
+        extra = self._extra[index]
+        if self.data_stream and extra and "data_stream" not in own:
+            lead.append(("data_stream", extra[len(b'"data_stream":') : -1]))
+        # The record's own fields win over enrichment (enrich.py's rule), but @timestamp is
+        # always the record's schema timestamp, so time filters and sorting agree with
+        # ``timestamp``; the line's own @timestamp is kept as log.original_timestamp.
+        lead += self.enrichment.absent_from(own)
+        fields: list[tuple[str, bytes]] = lead
+        original = own.pop("@timestamp", None)
+        if original is not None:
+            own.pop("log.original_timestamp", None)
+        fields += [(k, bytes(v)) for k, v in own.items()]
+        if original is not None:
+            fields.append(("log.original_timestamp", bytes(original)))
+        return encode_object(fields)
 
 
 # ------------------------------------------------------------------------------ responses

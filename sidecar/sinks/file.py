@@ -24,9 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from itertools import repeat
 from pathlib import Path
-from typing import Any
 
 import cramjam
 import msgspec
@@ -34,17 +32,20 @@ import orjson
 
 from obskit._atomic import write_atomic
 from obskit._durations import ByteSize
+from sidecar.config_convert import check
+from sidecar.enrich import Enrichment
+from sidecar.segments import AppendFile, SegmentIO, Segments, named
 from sidecar.sinks.base import Batch, Sink
 from sidecar.sinks.delivery import Outcome
 
 JOURNAL = ".file-sink.journal"
-_SEGMENT_GLOB = "archive-*.ndjson*"
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The local NDJSON archive (``type: file``): exactly once across restarts."""
 
-    #: Archive folder (relative paths are relative to the working directory).
+    #: Archive folder (relative paths are relative to the working directory); one sidecar
+    #: per folder, and one file sink.
     dir: str = "archive"
     #: A new segment starts when the current one would pass this size.
     max_segment_bytes: ByteSize = ByteSize(64 * 1024 * 1024)
@@ -59,10 +60,19 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     fsync: bool = True
 
     def __post_init__(self) -> None:
+        problems = []
+        if not self.dir.strip():
+            problems.append("dir: must not be empty")
         if self.max_segment_bytes < 4096:
-            raise ValueError("max_segment_bytes: must be at least 4096")
+            problems.append("max_segment_bytes: must be at least 4096")
         if self.max_segments < 0:
-            raise ValueError("max_segments: must be 0 (keep all) or more")
+            problems.append("max_segments: must be 0 (keep all) or more")
+        check(problems)
+
+    @property
+    def owned_folders(self) -> dict[str, str]:
+        """Folders no other sidecar may write (locked at start)."""
+        return {"dir": self.dir}
 
 
 def build(name: str, config: Config) -> FileSink:
@@ -75,19 +85,30 @@ class FileSink(Sink):
 
     kind = "file"
 
-    def __init__(self, name: str, config: Config) -> None:
+    def __init__(self, name: str, config: Config, *, io: SegmentIO | None = None) -> None:
         super().__init__(name)
         self.config = config
         self.dir = Path(config.dir)
-        self._fh: Any = None
-        self._seg: Path | None = None
-        self._size = 0
+        self._io = io or SegmentIO()
+        self._segments = Segments(self.dir, "archive", io=self._io)
         self._marks: dict[str, int] = {}
         self._guard: dict[str, int] = {}
         self._resume: dict[str, int] = {}
-        self._journal: Any = None
+        self._journal: AppendFile | None = None
         self._journal_entries = 0
         self.skipped_replayed = 0
+        self._static: dict[str, str] | None = None
+        self._enrichment = Enrichment({})
+
+    @property
+    def _seg(self) -> Path | None:
+        cur = self._segments.current
+        return cur.path if cur is not None else None
+
+    @property
+    def _size(self) -> int:
+        cur = self._segments.current
+        return cur.size if cur is not None else 0
 
     # lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -95,26 +116,22 @@ class FileSink(Sink):
         seg_name, size = self._load_journal()
         seg = self.dir / seg_name if seg_name else None
         if seg is not None and seg.exists() and seg.suffix == ".ndjson":
-            with open(seg, "r+b") as fh:
-                actual = fh.seek(0, os.SEEK_END)
-                if actual > size:
-                    # Written but never journalled: not acknowledged, it will be read again.
-                    fh.truncate(size)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            self._open(seg)
+            cur = self._segments.open(seg)
+            if cur.size > size:
+                # Written but never journalled: not acknowledged, it will be read again.
+                cur.truncate(size)
+                cur.sync()
         else:
-            self._open(self._new_segment_path())
+            self._segments.open()
         self._guard = dict(self._marks)
         self._rewrite_journal()
 
     def close(self) -> None:
-        for fh in (self._fh, self._journal):
-            if fh is not None:
-                fh.flush()
-                os.fsync(fh.fileno())
-                fh.close()
-        self._fh = self._journal = None
+        for f in (self._segments.current, self._journal):
+            if f is not None:
+                f.sync()
+                f.close()
+        self._segments.current = self._journal = None
 
     # journal -----------------------------------------------------------------------------------
     def _load_journal(self) -> tuple[str | None, int]:
@@ -138,51 +155,44 @@ class FileSink(Sink):
                 continue
         return seg, size
 
-    def _rewrite_journal(self) -> None:
-        assert self._seg is not None
-        if self._journal is not None:
-            self._journal.close()
+    def _rewrite_journal(self, seg: Path | None = None, size: int | None = None) -> None:
+        """Replace the journal with one entry holding every mark (for segment ``seg`` of
+        ``size`` bytes: by default the current one). On failure the old journal stays in
+        force (and open again, if it can be opened; else the next batch rewrites it)."""
+        seg = seg or self._seg
+        assert seg is not None
+        size = self._size if size is None else size
         path = self.dir / JOURNAL
+        if self._journal is not None:
+            self._journal.close()  # Windows cannot replace a file that is open
+            self._journal = None
         try:
-            write_atomic(path, self._entry(self._marks), tmp=self.dir / (JOURNAL + ".tmp"))
+            write_atomic(
+                path, self._entry(self._marks, seg, size), tmp=self.dir / (JOURNAL + ".tmp")
+            )
         except OSError as exc:
-            raise _named(exc, path) from exc
+            with contextlib.suppress(OSError):
+                self._journal = AppendFile(path, self._io)
+            raise named(exc, path) from exc
+        self._journal = AppendFile(path, self._io)
         self._journal_entries = 0
-        self._journal = open(path, "ab")  # noqa: SIM115
 
-    def _entry(self, marks: dict[str, int]) -> bytes:
-        assert self._seg is not None
-        return orjson.dumps({"seg": self._seg.name, "size": self._size, "marks": marks}) + b"\n"
+    def _entry(
+        self, marks: dict[str, int], seg: Path | None = None, size: int | None = None
+    ) -> bytes:
+        seg = seg or self._seg
+        assert seg is not None
+        size = self._size if size is None else size
+        return orjson.dumps({"seg": seg.name, "size": size, "marks": marks}) + b"\n"
 
     # segments ----------------------------------------------------------------------------------
-    def _new_segment_path(self) -> Path:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        # Always numbered past any segment of the same second (even deleted-and-gzipped ones),
-        # so names sort in write order.
-        used = [
-            int(p.name[len(stamp) + 9 : len(stamp) + 13])
-            for p in self.dir.glob(f"archive-{stamp}-[0-9][0-9][0-9][0-9].ndjson*")
-        ]
-        if self._seg is not None and self._seg.name.startswith(f"archive-{stamp}-"):
-            used.append(int(self._seg.name[len(stamp) + 9 : len(stamp) + 13]))
-        n = max(used, default=-1) + 1
-        return self.dir / f"archive-{stamp}-{n:04d}.ndjson"
-
-    def _open(self, path: Path) -> None:
-        self._fh = open(path, "ab")  # noqa: SIM115 - the segment stays open between batches
-        self._seg = path
-        self._size = self._fh.tell()
-
     def _rotate(self) -> None:
-        old = self._seg
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        self._open(self._new_segment_path())
-        self._rewrite_journal()
+        """Start a new segment; transactional (see :meth:`Segments.rotate`): when the folder
+        cannot be written, nothing changes and the batch's retry tries again."""
+        old = self._segments.rotate(commit=lambda new: self._rewrite_journal(new, 0))
         # Compression and retention are housekeeping: a failure (a reader holding the file on
         # Windows, disk full) leaves a segment uncompressed or kept, and is retried next time.
-        if old is not None and self.config.gzip:
+        if old is not None and self.config.gzip and old.exists():
             with contextlib.suppress(OSError):
                 gz = old.with_suffix(".ndjson.gz")
                 tmp = gz.with_suffix(".gz.tmp")
@@ -190,11 +200,7 @@ class FileSink(Sink):
                 os.replace(tmp, gz)
                 old.unlink()
         if self.config.max_segments:
-            segs = sorted(self.dir.glob(_SEGMENT_GLOB))
-            for p in segs[: max(0, len(segs) - self.config.max_segments)]:
-                if p != self._seg:
-                    with contextlib.suppress(OSError):
-                        p.unlink(missing_ok=True)
+            self._segments.prune(self.config.max_segments)
 
     # sending -----------------------------------------------------------------------------------
     def describe_target(self) -> str:
@@ -209,40 +215,46 @@ class FileSink(Sink):
             lines = self._drop_replayed(batch)
         marks = {k: end for k, (_, end) in batch.extents.items()}
         data = self._encode(lines, batch.static) if lines else b""
-        if data and self._size > 0 and self._size + len(data) > self.config.max_segment_bytes:
+        seg, journal = self._segments.current, self._journal
+        if seg is None or journal is None or seg.lost or journal.lost:
+            self._rotate()  # the folder was removed under us: a new segment and journal
+        elif data and seg.size > 0 and seg.size + len(data) > self.config.max_segment_bytes:
             self._rotate()
-        before = self._size
+        seg, journal = self._segments.current, self._journal
+        assert seg is not None and journal is not None
+        before, journal_before = seg.size, journal.size
         prev = {k: self._marks.get(k) for k in marks}
         try:
             if data:
-                self._fh.write(data)
-                self._fh.flush()
+                seg.append(data)
                 if self.config.fsync:
-                    os.fsync(self._fh.fileno())
-                self._size += len(data)
+                    seg.sync()
             self._journal_entries += 1
             if self._journal_entries >= 4096:
                 self._marks.update(self._merged(marks))
                 self._rewrite_journal()  # compact: one entry with every mark
             else:
-                self._journal.write(self._entry(marks))
-                self._journal.flush()
+                journal.append(self._entry(marks))
                 if self.config.fsync:
-                    os.fsync(self._journal.fileno())
+                    journal.sync()
                 self._marks.update(self._merged(marks))
         except BaseException as exc:
-            # Undo a partial write so the worker's retry cannot archive the batch twice.
-            self._size = before
+            # Undo a partial write so the worker's retry cannot archive the batch twice: the
+            # segment and the journal are cut back to what they held (should a cut fail, the
+            # next append makes it first).
             for k, v in prev.items():
                 if v is None:
                     self._marks.pop(k, None)
                 else:
                     self._marks[k] = v
-            with contextlib.suppress(OSError):
-                self._fh.truncate(before)
-                self._rewrite_journal()
+            seg.discard_after(before)
+            if self._journal is journal:
+                journal.discard_after(journal_before)
+            else:  # a compaction replaced the journal before failing: write it again
+                with contextlib.suppress(OSError):
+                    self._rewrite_journal()
             if isinstance(exc, OSError):
-                raise _named(exc, self.dir) from exc
+                raise named(exc, self.dir) from exc
             raise
         self.metrics.request(time.perf_counter() - t0, "ok")
         return Outcome.ok(len(lines), len(data))
@@ -288,40 +300,6 @@ class FileSink(Sink):
     def _encode(self, lines: list[bytes], static: dict[str, str]) -> bytes:
         if not (self.config.enrich and static) or not lines:
             return b"\n".join([*lines, b""])
-        # A key counts as present when its quoted name appears anywhere in the line: a value
-        # equal to it only costs that line its enrichment, a key is never written twice.
-        needles = [(k, orjson.dumps(k)) for k in static]
-        suffix = b"".join(
-            b"," + orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in static.items()
-        )
-        # Usual case, no line has any of the keys and every line ends with "}": one slice per
-        # line and one join with the fields as separator (no per-line Python loop, cheaper
-        # than joining then replacing every "}\n"). The key scan looks for '"host' first: a
-        # needle ending in '"' (the commonest byte in JSON) defeats the search's skip table;
-        # the exact needle is checked only on a hit. It is one pass over the batch per key
-        # (~0.2 CPU-s per million lines each), with the join the cost of ``enrich``.
-        data = b"\n".join(lines)
-        if not any(n[:-1] in data and n in data for _, n in needles) and sum(
-            map(bytes.endswith, lines, repeat(b"}"))
-        ) == len(lines):
-            sep = suffix + b"}\n"
-            return sep.join([ln[:-1] for ln in lines]) + sep
-        parts = []
-        for line in lines:
-            stripped = line.rstrip(b" \t")
-            if not stripped.endswith(b"}"):
-                parts.append(line)
-                continue
-            extra = b"".join(
-                b"," + n + b":" + orjson.dumps(static[k]) for k, n in needles if n not in line
-            )
-            parts.append(stripped[:-1] + extra + b"}" if extra else line)
-        parts.append(b"")
-        return b"\n".join(parts)
-
-
-def _named(exc: OSError, path: Path) -> OSError:
-    """Buffered writes report ENOSPC or EIO without a file name: say which file or folder."""
-    if exc.filename is not None:
-        return exc
-    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+        if static is not self._static:  # the engine passes the same dict with every batch
+            self._static, self._enrichment = static, Enrichment(static)
+        return self._enrichment.append_lines(lines)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import json
 import re
-import socket
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -43,6 +42,8 @@ from obskit._http import (
     retry_after,
 )
 from obskit.schema import timestamp_ns
+from sidecar.config_convert import check, shown
+from sidecar.enrich import instance_name
 from sidecar.sinks.base import Batch, Sink
 from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.loki_errors import LokiError, parse_reply
@@ -80,30 +81,32 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     structured_metadata: bool = True
 
     def __post_init__(self) -> None:
+        problems = []
         if not re.match(r"https?://", self.url):
-            raise ValueError(f"url: expected http:// or https://, got {self.url!r}")
+            problems.append(f"url: expected http:// or https://, got {shown(self.url)}")
         names = {"service", "level", self.instance_label, *self.labels}
         if len(names) > MAX_LABELS:
-            raise ValueError(
+            problems.append(
                 f"labels: {len(names)} stream labels with service, level and "
                 f"{self.instance_label}; Loki accepts at most {MAX_LABELS}"
             )
         for name in [self.instance_label, *self.labels]:
             if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
-                raise ValueError(f"labels: {name!r} is not a valid Loki label name")
+                problems.append(f"labels: {name!r} is not a valid Loki label name")
         if self.instance_label in _RESERVED:
-            raise ValueError(f"instance_label: {self.instance_label!r} is reserved")
+            problems.append(f"instance_label: {self.instance_label!r} is reserved")
         for name, value in self.labels.items():
             if name in _RESERVED or name == self.instance_label:
-                raise ValueError(f"labels: {name!r} is set by the sink")
-            if name in ("trace_id", "span_id"):
-                raise ValueError(f"labels: {name!r} would be one stream per trace (cardinality)")
-            if not value or len(value) > 2048:
-                raise ValueError(f"labels.{name}: value must be 1-2048 characters")
+                problems.append(f"labels: {name!r} is set by the sink")
+            elif name in ("trace_id", "span_id"):
+                problems.append(f"labels: {name!r} would be one stream per trace (cardinality)")
+            elif not value or len(value) > 2048:
+                problems.append(f"labels.{name}: value must be 1-2048 characters")
         if self.batch_max_bytes < 1024:
-            raise ValueError("batch_max_bytes: must be at least 1KiB")
+            problems.append("batch_max_bytes: must be at least 1KiB")
         if self.timeout <= 0:
-            raise ValueError("timeout: must be positive")
+            problems.append("timeout: must be positive")
+        check(problems)
 
 
 def build(name: str, config: Config) -> LokiSink:
@@ -195,9 +198,7 @@ class LokiSink(Sink):
         if self._ctx is not None and self._ctx.batch is batch:
             return self._ctx
         if self._instance is None:
-            self._instance = (
-                batch.static.get("pod") or batch.static.get("host") or socket.gethostname()
-            )
+            self._instance = instance_name(batch.static)
         ts = self._timestamps(batch)
         keys = [self._stream_key(rec.service, rec.level) for rec in batch.records]
         self._ctx = _Ctx(batch, ts, keys)

@@ -9,6 +9,8 @@ from typing import Literal
 
 import msgspec
 
+from sidecar.config_convert import check
+
 
 def default_log_dir() -> str:
     """``C:\\app\\logs`` on Windows, ``/app/logs`` elsewhere (the SDK writes there too)."""
@@ -67,18 +69,19 @@ class SourceSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         problems = []
         if self.poll_interval <= 0:
-            problems.append("poll_interval must be > 0")
+            problems.append("poll_interval: must be > 0")
         if self.fingerprint_bytes < 16:
-            problems.append("fingerprint_bytes must be >= 16")
+            problems.append("fingerprint_bytes: must be >= 16")
         if self.max_line_bytes < 64:
-            problems.append("max_line_bytes must be >= 64")
+            problems.append("max_line_bytes: must be >= 64")
         if self.read_chunk_bytes <= self.max_line_bytes:
-            problems.append("read_chunk_bytes must be larger than max_line_bytes")
+            problems.append("read_chunk_bytes: must be larger than max_line_bytes")
         if self.partial_line_timeout is not None and self.partial_line_timeout < 0:
-            problems.append("partial_line_timeout must be >= 0 or null")
-        if self.close_idle_after <= 0 or self.rotate_wait < 0:
-            problems.append("close_idle_after must be > 0 and rotate_wait >= 0")
+            problems.append("partial_line_timeout: must be >= 0 or null")
+        if self.close_idle_after <= 0:
+            problems.append("close_idle_after: must be > 0")
+        if self.rotate_wait < 0:
+            problems.append("rotate_wait: must be >= 0")
         if not self.include:
-            problems.append("include must list at least one pattern")
-        if problems:
-            raise msgspec.ValidationError("; ".join(problems))
+            problems.append("include: must list at least one pattern")
+        check(problems)

@@ -28,6 +28,7 @@ import orjson
 
 from obskit._names import path_fields
 from obskit.schema import Violation
+from sidecar.segments import SegmentIO, Segments
 
 CURRENT = "quarantine.ndjson"
 _SERVICE = re.compile(rb'"service"\s*:\s*"([a-z0-9][a-z0-9._-]{0,62})"')
@@ -64,32 +65,54 @@ def utc_now() -> str:
 
 
 class DeadLetter:
-    """Appends entries to the size-rotated dead-letter file; thread-safe."""
+    """Appends entries to the size-rotated dead-letter file; thread-safe.
 
-    def __init__(self, directory: Path, max_bytes: int, max_files: int) -> None:
+    :meth:`write` only queues an entry in memory (it raises only when it did not accept the
+    entry: see ``max_pending``); :meth:`flush` writes the queue to the file, and to the disk
+    with ``durable``. An entry leaves the queue only once it is durable: when a flush fails
+    (``ENOSPC``, ``EIO``, the folder gone), it raises an ``OSError`` naming the file, cuts what
+    it wrote of the failed part back off the file, and keeps every entry that is not yet
+    durable, so calling :meth:`flush` again later writes each exactly once, none torn.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        max_bytes: int,
+        max_files: int,
+        *,
+        io: SegmentIO | None = None,
+        max_pending: int | None = None,
+    ) -> None:
         self.dir = directory
         self.max_bytes = max_bytes
         self.max_files = max_files
+        #: Bytes of entries held in memory while the file cannot be written; past it
+        #: :meth:`write` refuses new entries (raises) instead of growing without bound.
+        self.max_pending = max_pending if max_pending is not None else max(max_bytes, 1 << 20)
+        self._segments = Segments(directory, "quarantine", live_name=CURRENT, io=io)
         self._lock = threading.Lock()
-        self._fh: Any = None
-        self._size = 0
+        self._queue: list[bytes] = []  # entries not yet handed to the OS
+        self._queued = 0
+        self._unsynced: list[bytes] = []  # entries in the file, not yet fsynced
+        self._unsynced_bytes = 0
         self.entries = 0
-        #: Entries written since the last durable flush.
-        self.unsynced = 0
 
     @property
     def path(self) -> Path:
         return self.dir / CURRENT
 
     def _open(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "ab")  # noqa: SIM115 - kept open across writes
-        self._size = self._fh.tell()
-        if self._size and _last_byte(self.path) != b"\n":
+        # Never opened, or deleted under us (its folder removed): what was written to the
+        # old file but not fsynced is written again, to the new one.
+        self._queue[:0] = self._unsynced
+        self._queued += self._unsynced_bytes
+        self._unsynced, self._unsynced_bytes = [], 0
+        f = self._segments.open()
+        if f.size and _last_byte(f.path) != b"\n":
             # An entry torn by a crash (kill -9 with a full disk): end it, so the next entry
             # starts on its own line instead of being glued to the fragment.
-            self._fh.write(b"\n")
-            self._size += 1
+            f.append(b"\n")
 
     def write(
         self,
@@ -105,9 +128,11 @@ class DeadLetter:
         service: str | None = "",
         line_length: int | None = None,
     ) -> None:
-        """Append one entry (buffered; :meth:`flush` makes it durable). ``service`` is
+        """Queue one entry (:meth:`flush` writes it and makes it durable). ``service`` is
         guessed from the line unless given (``None``: known to have none). ``line_length``
-        is set when ``line`` is only the head of a longer line (OBS011)."""
+        is set when ``line`` is only the head of a longer line (OBS011). Raises ``OSError``
+        only when the entry was not accepted: the file has been failing and ``max_pending``
+        bytes already wait."""
         entry: dict[str, Any] = {
             "time": utc_now(),
             "stage": stage,
@@ -129,56 +154,108 @@ class DeadLetter:
             entry["raw_base64"] = base64.b64encode(line).decode("ascii")
         data = orjson.dumps(entry) + b"\n"
         with self._lock:
-            if self._fh is None:
-                self._open()
-            elif self._size + len(data) > self.max_bytes and self._size > 0:
-                try:
-                    self._rotate()
-                except OSError:
-                    # Held open by someone else (Windows) or cannot rename: keep appending to
-                    # the current file and try again at the next entry; never lose the entry.
-                    if self._fh is None or self._fh.closed:
-                        self._open()
-            self._fh.write(data)
-            self._size += len(data)
+            if self._queued + len(data) > self.max_pending:
+                self._write_queue()  # raises while the file still cannot be written
+            self._queue.append(data)
+            self._queued += len(data)
             self.entries += 1
-            self.unsynced += 1
+            if self._queued >= _WRITE_AT:
+                # Like a write buffer: hand a full one to the OS. A failure is not this
+                # entry's: it stays queued, and flush() reports it.
+                with contextlib.suppress(OSError):
+                    self._write_queue()
 
-    def _rotate(self) -> None:
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        # Numbered past any file of the same second, so names sort in rotation order (the
-        # pruning below deletes the first names).
-        used = [
-            int(p.name[len(stamp) + 12 : len(stamp) + 16])
-            for p in self.dir.glob(f"quarantine-{stamp}-[0-9][0-9][0-9][0-9].ndjson")
-        ]
-        target = self.dir / f"quarantine-{stamp}-{max(used, default=-1) + 1:04d}.ndjson"
-        os.replace(self.path, target)
-        rotated = sorted(self.dir.glob("quarantine-*.ndjson"))
-        for old in rotated[: max(0, len(rotated) - (self.max_files - 1))]:
+    def _write_queue(self) -> None:
+        # Entries go in whole, up to max_bytes per file (the live file is rotated between
+        # entries, as it fills); on failure the queue keeps whatever is not in a file.
+        seg = self._segments
+        lost_unsynced = bool(self._unsynced) and seg.current is not None and seg.current.lost
+        if not self._queue and not lost_unsynced:
+            return  # nothing to write (and no file to create)
+        try:
+            if seg.current is None or seg.current.lost:
+                self._open()
+            while self._queue:
+                cur = seg.current
+                assert cur is not None
+                room = self.max_bytes - cur.size
+                n = total = 0
+                for data in self._queue:
+                    if n and total + len(data) > room:
+                        break
+                    n, total = n + 1, total + len(data)
+                if cur.size and total > room:
+                    n = 0  # even the first entry does not fit: rotate first
+                if n == 0:
+                    if self._rotate():
+                        continue
+                    n, total = len(self._queue), self._queued  # cannot rotate: append all
+                cur.append(b"".join(self._queue[:n]))
+                self._unsynced += self._queue[:n]
+                self._unsynced_bytes += total
+                del self._queue[:n]
+                self._queued -= total
+        except OSError:
+            self._give_back()
+            raise
+
+    def _rotate(self) -> bool:
+        cur = self._segments.current
+        assert cur is not None
+        cur.sync()  # what it holds is durable from here, whatever the rotation does
+        self._unsynced, self._unsynced_bytes = [], 0
+        try:
+            self._segments.rotate()
+        except OSError:
+            if self._segments.current is None:
+                raise  # the new live file could not be opened: nowhere to write now
+            return False  # could not rename (held on Windows): keep appending, retry later
+        self._segments.prune(self.max_files)
+        return True
+
+    def _give_back(self) -> None:
+        # The file is cut back to what was fsynced; what was written since goes back to
+        # the front of the queue, to be written again (once).
+        cur = self._segments.current
+        if self._unsynced and cur is not None:
             with contextlib.suppress(OSError):
-                old.unlink()
-        self._open()
+                cur.truncate(cur.size - self._unsynced_bytes)
+        self._queue[:0] = self._unsynced
+        self._queued += self._unsynced_bytes
+        self._unsynced, self._unsynced_bytes = [], 0
 
     def flush(self, durable: bool = True) -> None:
-        """Hand buffered entries to the OS, and to the disk when ``durable``."""
+        """Write queued entries to the file, and with ``durable`` fsync it. Raises an
+        ``OSError`` naming the file when that fails; every entry not yet durable is kept
+        for the next call."""
         with self._lock:
-            if self._fh is not None:
-                self._fh.flush()
-                if durable:
-                    os.fsync(self._fh.fileno())
-                    self.unsynced = 0
+            self._write_queue()
+            cur = self._segments.current
+            if durable and self._unsynced and cur is not None:
+                try:
+                    cur.sync()
+                except OSError:
+                    self._give_back()
+                    raise
+                self._unsynced, self._unsynced_bytes = [], 0
+
+    @property
+    def unsynced(self) -> int:
+        """Entries accepted but not yet durable."""
+        with self._lock:
+            return len(self._queue) + len(self._unsynced)
 
     def close(self) -> None:
-        with self._lock:
-            if self._fh is not None:
-                self._fh.flush()
-                os.fsync(self._fh.fileno())
-                self._fh.close()
-                self._fh = None
+        """Flush durably and close; raises like :meth:`flush` (the file is closed anyway)."""
+        try:
+            self.flush(durable=True)
+        finally:
+            with self._lock:
+                self._segments.close()
+
+
+#: Queued bytes handed to the OS without waiting for a flush (like a write buffer).
+_WRITE_AT = 64 * 1024
 
 
 def violation_reasons(violations: list[Violation]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +92,7 @@ class Sidecar:
         *args: str,
         command: list[str] | None = None,
         env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.out_path = tmp / f"sidecar-{time.monotonic_ns()}.out"
         self._out = open(self.out_path, "wb")  # noqa: SIM115
@@ -100,6 +101,7 @@ class Sidecar:
             stdout=self._out,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
+            preexec_fn=preexec_fn,
         )
 
     def logs(self) -> list[dict[str, Any]]:

@@ -1,6 +1,7 @@
 """The file sink's static-field enrichment: the one-join fast path gives exactly what the
-per-line rule gives (add each field a line does not already name; lines that are not
-objects are left alone), whatever mix of lines a batch holds."""
+per-line rule gives (add each field the line's object does not have as a top-level key, after a
+comma unless the object is empty; lines that are not objects are left alone), whatever mix of
+lines a batch holds."""
 
 from __future__ import annotations
 
@@ -16,25 +17,31 @@ STATIC = {"host": "web-1", "environment": "prod", "pod": "web-1-abc"}
 
 
 def _reference(line: bytes, static: dict[str, str]) -> bytes:
-    stripped = line.rstrip(b" \t")
-    if not stripped.endswith(b"}"):
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
         return line
-    extra = b"".join(
-        b"," + orjson.dumps(k) + b":" + orjson.dumps(v)
-        for k, v in static.items()
-        if orjson.dumps(k) not in line
-    )
-    return stripped[:-1] + extra + b"}" if extra else line
+    if not isinstance(obj, dict):
+        return line
+    extra = [orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in static.items() if k not in obj]
+    if not extra:
+        return line
+    stripped = line.rstrip(b" \t")
+    return stripped[:-1] + (b"," if obj else b"") + b",".join(extra) + b"}"
 
 
 _line = st.one_of(
     st.builds(
-        lambda n, extra, ws: orjson.dumps({"message": f"m{n}", **extra}) + ws,
-        st.integers(0, 10**6),
-        st.dictionaries(st.sampled_from(["host", "hostname", "x", "pod"]), st.text(max_size=5)),
+        lambda msg, extra, ws: orjson.dumps({"message": msg, **extra}) + ws,
+        # A static key's name as a value, or inside a nested object, is not the key.
+        st.sampled_from(["m1", "host", 'say "pod"', "environment"]),
+        st.dictionaries(
+            st.sampled_from(["host", "hostname", "x", "pod"]),
+            st.one_of(st.text(max_size=5), st.integers(-(2**60), 2**60), st.just({"host": "n"})),
+        ),
         st.sampled_from([b"", b"", b"", b" ", b"\t "]),
     ),
-    st.sampled_from([b"[1,2]", b"not json", b'"host"', b"{}"]),
+    st.sampled_from([b"[1,2]", b"not json", b'"host"', b"{}", b"{ }", b'{"n": 1 }', b'{"a":{}}']),
 )
 
 

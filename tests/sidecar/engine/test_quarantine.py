@@ -54,6 +54,7 @@ def test_a_rotation_that_fails_loses_no_entry(
 
     monkeypatch.setattr(q.os, "replace", busy)
     _write(dl, 60)
+    dl.flush()  # written while every rotation fails (as the engine flushes before a save)
     monkeypatch.undo()
     _write(dl, 10, start=60)
     dl.close()

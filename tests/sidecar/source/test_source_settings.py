@@ -44,9 +44,9 @@ def test_unknown_fields_and_bad_values_are_rejected() -> None:
         msgspec.convert({"poll": 1}, SourceSettings)
     with pytest.raises(msgspec.ValidationError, match="start_at"):
         msgspec.convert({"start_at": "middle"}, SourceSettings)
-    with pytest.raises(msgspec.ValidationError, match="read_chunk_bytes must be larger"):
+    with pytest.raises(msgspec.ValidationError, match="read_chunk_bytes: must be larger"):
         SourceSettings(max_line_bytes=1 << 20, read_chunk_bytes=1 << 20)
-    with pytest.raises(msgspec.ValidationError, match="poll_interval must be > 0"):
+    with pytest.raises(msgspec.ValidationError, match="poll_interval: must be > 0"):
         msgspec.convert({"poll_interval": 0}, SourceSettings)
     s = msgspec.convert({"partial_line_timeout": None, "start_at": "end"}, SourceSettings)
     assert s.partial_line_timeout is None and s.start_at == "end"
