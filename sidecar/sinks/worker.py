@@ -11,6 +11,7 @@ restarts it instead of leaving a half-alive shipper.
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -221,7 +222,12 @@ class SinkWorker:
     def _handle(self, item: Any) -> None:
         batch = item.batch
         result = self._step("deliver", lambda: self.sink.send(batch))
-        self._step("dead-letter", lambda: self._dead_letter(batch, result.rejected))
+        if result.rejected:
+            # Each entry is queued once (a refused one was not queued: retrying it is safe);
+            # then only the flush is retried, so a full disk never doubles an entry.
+            for idx, reason in result.rejected:
+                self._step("dead-letter", functools.partial(self._dead_letter, batch, idx, reason))
+            self._step("dead-letter", self.dead.flush)
         self._step("acknowledge", lambda: self.feed.done(item))
         self.on_forwarded(self.sink.name, len(batch) - len(result.rejected))
         self.on_outcome(self.sink.name, "partial" if result.rejected else "ok")
@@ -250,21 +256,17 @@ class SinkWorker:
                     raise SinkStopped() from None
                 delay = min(delay * 2, 30.0)
 
-    def _dead_letter(self, batch: Batch, rejected: list[tuple[int, str]]) -> None:
-        if not rejected:
-            return
-        for idx, reason in rejected:
-            key, offset = batch.line_id(idx)
-            self.dead.write(
-                batch.lines[idx],
-                file=batch.paths.get(key),
-                file_key=key,
-                offset=offset,
-                reasons=[{"rule": None, "field": None, "message": reason, "column": None}],
-                stage="sink",
-                sink=self.sink.name,
-            )
-        self.dead.flush()
+    def _dead_letter(self, batch: Batch, idx: int, reason: str) -> None:
+        key, offset = batch.line_id(idx)
+        self.dead.write(
+            batch.lines[idx],
+            file=batch.paths.get(key),
+            file_key=key,
+            offset=offset,
+            reasons=[{"rule": None, "field": None, "message": reason, "column": None}],
+            stage="sink",
+            sink=self.sink.name,
+        )
 
 
 def wait_until(pred: Callable[[], bool], deadline: float, step: float = 0.05) -> bool:
