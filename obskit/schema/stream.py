@@ -11,6 +11,7 @@ from typing import BinaryIO
 from obskit.schema import rules
 from obskit.schema.batch import validate_lines
 from obskit.schema.encoding import Encoding, RefusedEncoding, utf8_blocks
+from obskit.schema.hints import Hinter
 from obskit.schema.policy import Policy
 from obskit.schema.precise import DEFAULT_POLICY
 from obskit.schema.record import Record
@@ -83,13 +84,16 @@ def validate_stream(
     *,
     summary: StreamSummary | None = None,
     accept_utf16: bool = False,
+    dialect: str | None = None,
+    path: str = "",
 ) -> Iterator[LineReport]:
     """Yield a :class:`LineReport` for every line with violations, streaming.
 
     Memory stays bounded whatever the file size: blocks are read, cut at the last newline, and
     an over-long line is counted and skipped without being kept. Pass ``summary`` to collect
     counts; a file-level problem (UTF-16 without ``accept_utf16``) is reported as a single
-    report on line 1 and ``summary.file_error``.
+    report on line 1 and ``summary.file_error``. Lines that look like a JSON dialect or crash
+    output get a hint (:class:`~obskit.schema.hints.Hinter`; ``dialect`` and ``path`` as there).
     """
     summary = summary if summary is not None else StreamSummary()
     max_len = policy.max_line_bytes
@@ -99,6 +103,7 @@ def validate_stream(
     skipping = 0  # > 0 while inside an over-long line: its length so far
     trace_floor = _LEVEL_RANK[policy.trace_min_level]
     count_trace = policy.trace_min_fraction > 0
+    hinter = Hinter(dialect, path, policy)
 
     def run(lines: list[bytes]) -> Iterator[LineReport]:
         nonlocal line_no, offset
@@ -113,6 +118,8 @@ def validate_stream(
         for i, viol in sorted(res.violations.items()):
             start += sum(map(len, lines[prev:i])) + (i - prev)
             prev = i
+            if res.records[i] is None:
+                viol = hinter.annotate(lines[i], viol)
             yield _report(summary, res.records[i], lines[i], line_no + i, start, viol)
         summary.valid += len(lines) - res.invalid
         line_no += len(lines)

@@ -54,9 +54,10 @@ def run_validation(
     accept_utf16: bool = False,
     on_report: Callable[[str, LineReport], None] | None = None,
     stdin: BinaryIO | None = None,
+    dialect: str | None = None,
 ) -> RunResult:
     """Validate each path (``-`` is stdin); stop keeping reports after ``max_errors``
-    violations, but keep counting."""
+    violations, but keep counting. ``dialect``: see ``obskit validate --dialect``."""
     total = StreamSummary()
     results: list[FileResult] = []
     kept = 0
@@ -75,7 +76,12 @@ def run_validation(
                 close = True
             try:
                 for rep in validate_stream(
-                    stream, policy, summary=summary, accept_utf16=accept_utf16
+                    stream,
+                    policy,
+                    summary=summary,
+                    accept_utf16=accept_utf16,
+                    dialect=dialect,
+                    path=path,
                 ):
                     if max_errors is not None and kept >= max_errors:
                         truncated = True
