@@ -29,14 +29,14 @@ Rules the converter follows (``docs/migration.md`` has the tables):
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Any, Final
 
-import orjson
+import msgspec
 
 from obskit.schema import rules
 
@@ -77,6 +77,21 @@ class Dialect:
     renames: tuple[tuple[str, str], ...] = ()
     signatures: tuple[tuple[str, ...], ...] = ()
     level_case: str | None = None
+
+    @cached_property
+    def rename_plan(self) -> tuple[tuple[str, str, str], ...]:
+        """``renames`` with each source's top-level key (a dotted name's first part)."""
+        return tuple((src, dst, src.split(".", 1)[0]) for src, dst in self.renames)
+
+    @cached_property
+    def fields(self) -> tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...]:
+        """Per schema field: where this dialect has it and how its value is converted."""
+        return (
+            ("timestamp", self.time, to_timestamp),
+            ("level", self.level, partial(to_level, self)),
+            ("service", self.service, _service_value),
+            ("message", self.message, _message_value),
+        )
 
 
 _V1_LEVELS: Final = {name: name for name in rules.LEVELS}
@@ -215,13 +230,12 @@ def _get(obj: Mapping[str, Any], path: str) -> Any:
     val = obj.get(path, _MISSING)
     if val is not _MISSING or "." not in path:
         return val
-    node: Any = obj
-    for part in path.split("."):
+    parts = path.split(".")
+    node: Any = obj.get(parts[0], _MISSING)
+    for part in parts[1:]:
         if not isinstance(node, dict):
             return _MISSING
         node = node.get(part, _MISSING)
-        if node is _MISSING:
-            return _MISSING
     return node
 
 
@@ -293,6 +307,12 @@ def _from_epoch(value: int | float) -> tuple[str, bool] | None:
     return (f"{stamp}.{frac}Z" if frac else f"{stamp}Z"), cut
 
 
+def _rfc3339_shape(v: str) -> bool:
+    # A cheap look for the usual RFC 3339 shape (date, "T", an upper-case zone); anything else
+    # is looked at closely. Whether it is a real date is the validator's to say.
+    return len(v) >= 20 and v[10] == "T" and (v[-1] == "Z" or (v[-3] == ":" and v[-6] in "+-"))
+
+
 def to_timestamp(value: object) -> tuple[str, bool] | None:
     """A schema v1 timestamp for ``value`` and whether detail was lost (``None``: cannot).
 
@@ -300,12 +320,17 @@ def to_timestamp(value: object) -> tuple[str, bool] | None:
     epoch numbers become UTC; a time without zone (Python's ``asctime``, ``2024-05-01
     12:30:02,123``) is read as UTC, which is a loss (the writer's zone is not known).
     """
-    if isinstance(value, (int, float)):
+    if type(value) is str:
+        if _rfc3339_shape(value) or rules.TIMESTAMP_RE.fullmatch(value):
+            return value, False  # (the validator checks the rest, calendar included)
+    elif isinstance(value, (int, float)):
         return _from_epoch(value)
-    if not isinstance(value, str):
+    else:
         return None
-    if rules.check_timestamp(value) is None:
-        return value, False
+    if len(value) == 23 and value[10] == " " and value[19] == ",":
+        # Python's asctime, 2024-05-01 12:30:02,123 (the usual case, without a regex)
+        out = f"{value[:10]}T{value[11:19]}.{value[20:]}Z"
+        return (out, True) if rules.TIMESTAMP_RE.fullmatch(out) else None
     m = _NO_ZONE.match(value)
     if m is None:
         return None
@@ -323,9 +348,8 @@ def to_timestamp(value: object) -> tuple[str, bool] | None:
         if zone != "Z" and ":" not in zone:
             zone = f"{zone[:3]}:{zone[3:]}"
         out = base + zone
-    if rules.check_timestamp(out) is not None:
-        return None
-    return out, lost
+    # The shape only: whether the date exists is the validator's to say.
+    return (out, lost) if rules.TIMESTAMP_RE.fullmatch(out) else None
 
 
 _OFFSET: Final = re.compile(r"(DEBUG|INFO|WARN|ERROR)([+-]\d{1,6})", re.ASCII)
@@ -373,124 +397,218 @@ def _hex_id(value: object, pattern: re.Pattern[str]) -> str | None:
 
 @dataclass
 class Conversion:
-    """A converted object and what was done to it (for ``obskit validate``'s hint)."""
+    """What was done to a line (for ``obskit validate``'s hint)."""
 
-    obj: dict[str, Any]
+    obj: dict[str, Any] = field(default_factory=dict)
     renamed: list[tuple[str, str]] = field(default_factory=list)
     converted: list[str] = field(default_factory=list)
     added: list[str] = field(default_factory=list)
 
-    @property
-    def changed(self) -> bool:
-        return bool(self.renamed or self.converted or self.added)
+
+_TS_SHAPE: Final = rules.TIMESTAMP_RE.fullmatch
+_SERVICE_SHAPE: Final = rules.SERVICE_RE.fullmatch
+_LEVEL_SET: Final = frozenset(rules.LEVELS)
+_V1_SET: Final = frozenset(_V1_ORDER)
+_NOT_FOUND: Final[Any] = object()
 
 
-def _valid_field(name: str, value: object) -> bool:
-    if name in ("trace_id", "span_id"):
-        return value is None or rules.FIELD_CHECKS[name][1](value) is None
-    return rules.FIELD_CHECKS[name][1](value) is None
+def _message_value(value: object) -> tuple[str, bool] | None:
+    return (value, False) if type(value) is str else None
 
 
-def convert(obj: dict[str, Any], d: Dialect, service: str | None = None) -> Conversion:
-    """Map one decoded line of dialect ``d`` to schema v1; ``service`` is the value used when
-    the line names none. The input dict is consumed. The result still has to pass the
-    validator (a field the dialect does not supply stays missing)."""
-    out: dict[str, Any] = {}
-    original: dict[str, Any] = {}
-    conv = Conversion(out)
+def _service_value(value: object) -> tuple[str, bool] | None:
+    return (value, False) if type(value) is str and _SERVICE_SHAPE(value) else None
 
-    def take(name: str, keys: tuple[str, ...], fix: Any) -> None:
-        cur = obj.get(name, _MISSING)
-        if cur is not _MISSING and _valid_field(name, cur):
-            out[name] = obj.pop(name)
-            return
-        for key in keys:
+
+def _move(
+    obj: dict[str, Any],
+    out: dict[str, Any],
+    name: str,
+    keys: tuple[str, ...],
+    fix: Callable[[Any], tuple[Any, bool] | None],
+    notes: Conversion | None,
+) -> Any:
+    """Take ``name`` from the first of ``keys`` whose value ``fix`` accepts: ``_NOT_FOUND``,
+    ``None``, or ``(key, original value)`` when the conversion lost detail."""
+    for key in keys:
+        val = obj.get(key, _MISSING)
+        if val is _MISSING:
+            if "." not in key:
+                continue
             val = _get(obj, key)
             if val is _MISSING:
                 continue
-            got = fix(val)
-            if got is None:
-                continue
-            new, lost = got
-            _pop(obj, key)
-            if lost:
-                original[key] = val
-            if key != name:
-                conv.renamed.append((key, name))
-            if new != val:
-                conv.converted.append(f"{name} {_short(val)} -> {_short(new)}")
-            out[name] = new
-            return
-
-    take("timestamp", d.time, to_timestamp)
-    take("level", d.level, lambda v: to_level(d, v))
-    if "level" not in out and d.level_absent and not any(_has(obj, k) for k in d.level):
-        out["level"] = d.level_absent
-    take("service", d.service, _service_value)
-    if "service" not in out and service is not None and "service" not in obj:
-        out["service"] = service
-        conv.added.append("service")
-    take("message", d.message, lambda v: (v, False) if isinstance(v, str) else None)
-    _take_ids(obj, out, conv)
-    for src, dst in d.renames:
-        if dst in out or (dst in obj and src != dst) or _clashes(obj, dst):
+        got = fix(val)
+        if got is None:
             continue
-        val = _get(obj, src)
-        if val is not _MISSING:
-            _pop(obj, src)
-            out[dst] = val
-            if src != dst:
-                conv.renamed.append((src, dst))
-    for name in _V1_ORDER:
-        if name in out and name in obj:
-            # The key exists with a value schema v1 cannot hold (an ECS ``service`` object):
-            # keep that value aside.
-            original[name] = obj.pop(name)
+        new, lost = got
+        if key in obj:
+            del obj[key]
+        else:
+            _pop(obj, key)
+        out[name] = new
+        if notes is not None:
+            if key != name:
+                notes.renamed.append((key, name))
+            if new != val:
+                notes.converted.append(f"{name} {_short(val)} -> {_short(new)}")
+        return (key, val) if lost else None
+    return _NOT_FOUND
+
+
+def _convert(
+    obj: dict[str, Any], d: Dialect, service: str | None, notes: Conversion | None
+) -> tuple[dict[str, Any], bool]:
+    # Written for speed: the sidecar runs it per line. A value already under its schema key
+    # in the right shape stays (the validator checks it all afterwards); the usual case, the
+    # value where the dialect puts it and in shape, is handled inline; anything else goes
+    # the general way (_move), which also explains itself for hints.
+    out: dict[str, Any] = {}
+    original: dict[str, Any] = {}
+    changed = leftover = False
+    inline = notes is None
+    for name, keys, fix in d.fields:
+        cur = obj.get(name, _MISSING)
+        if cur is not _MISSING:
+            if cur.__class__ is str and (
+                name == "message"
+                or name == "service"
+                or (name == "level" and cur in _LEVEL_SET)
+                or (name == "timestamp" and _rfc3339_shape(cur))
+            ):
+                out[name] = obj.pop(name)
+                continue
+            leftover = True
+        elif inline:
+            for key in keys:
+                val = obj.get(key, _MISSING)
+                if val is _MISSING:
+                    continue
+                new: Any = None
+                if val.__class__ is str:
+                    if name == "level":
+                        new = d.levels.get(val.upper() if d.level_ci else val)
+                    elif name == "message" or (name == "timestamp" and _rfc3339_shape(val)):
+                        new = val
+                elif name == "timestamp" and val.__class__ in (int, float):
+                    got = _from_epoch(val)
+                    new = got[0] if got is not None and not got[1] else None
+                if new is not None:
+                    del obj[key]
+                    out[name] = new
+                    changed = True
+                break  # the first key present decides; anything unusual goes the general way
+            if name in out:
+                continue
+        got = _move(obj, out, name, keys, fix, notes) if keys else _NOT_FOUND
+        if got is not _NOT_FOUND:
+            changed = True
+            if got is not None:
+                original[got[0]] = got[1]
+        elif name == "level":
+            if d.level_absent and not any(_has(obj, k) for k in keys):
+                out["level"] = d.level_absent
+                changed = True
+        elif name == "service" and service is not None and "service" not in obj:
+            out["service"] = service
+            changed = True
+            if notes is not None:
+                notes.added.append("service")
+    # Trace ids: schema v1 ones in shape stay (the usual case); other forms are looked for.
+    done = False
+    trace = obj.get("trace_id", _MISSING)
+    if trace.__class__ is str and trace == trace.lower():
+        out["trace_id"] = obj.pop("trace_id")
+        span = obj.get("span_id", _MISSING)
+        if span.__class__ is str and span == span.lower():
+            out["span_id"] = obj.pop("span_id")
+            done = True
+    if not done and not _ID_KEYS.isdisjoint(obj):
+        changed = _take_ids(obj, out, notes) or changed
+    for src, dst, head in d.rename_plan:
+        if (src in obj or head in obj) and dst not in out and not _clashes(obj, src, dst):
+            val = _get(obj, src)
+            if val is not _MISSING:
+                _pop(obj, src)
+                out[dst] = val
+                if src != dst:
+                    changed = True
+                    if notes is not None:
+                        notes.renamed.append((src, dst))
+    if leftover:
+        for name in _V1_ORDER:
+            if name in out and name in obj:
+                # The key exists with a value schema v1 cannot hold (an ECS ``service``
+                # object): keep that value aside.
+                original[name] = obj.pop(name)
     out.update(obj)
     if original:
+        changed = True
         prev = out.get(ORIGINAL_KEY)
         out[ORIGINAL_KEY] = {**prev, **original} if isinstance(prev, dict) else original
-    return conv
+    return out, changed
 
 
-def _clashes(obj: dict[str, Any], dotted: str) -> bool:
+def convert(obj: dict[str, Any], d: Dialect, service: str | None = None) -> Conversion:
+    """Map one decoded line of dialect ``d`` to schema v1 (``Conversion.obj``) and say what
+    was done; ``service`` is the value used when the line names none. The input dict is
+    consumed. The result still has to pass the validator (a field the dialect does not supply
+    stays missing)."""
+    notes = Conversion()
+    notes.obj, _ = _convert(obj, d, service, notes)
+    return notes
+
+
+def _clashes(obj: dict[str, Any], src: str, dotted: str) -> bool:
     # ``error.stack`` next to a string ``error`` (zap's and logrus' error field) is a mapping
-    # conflict in Elasticsearch, which reads dotted names as object paths: leave it.
+    # conflict in Elasticsearch, which reads dotted names as object paths: leave it. And a
+    # target that exists already is never overwritten.
+    if dotted in obj and dotted != src:
+        return True
     head = dotted.split(".", 1)[0]
     return head != dotted and head in obj and not isinstance(obj[head], dict)
 
 
-def _service_value(value: object) -> tuple[str, bool] | None:
-    if isinstance(value, str) and rules.check_service(value) is None:
-        return value, False
-    return None
+#: Top-level keys that may hold a trace or span id (for a dotted name, its first part too).
+_ID_KEYS: Final = frozenset(
+    part for k in (*TRACE_KEYS, *SPAN_KEYS, *TRACEPARENT_KEYS) for part in {k, k.split(".", 1)[0]}
+)
 
 
-def _take_ids(obj: dict[str, Any], out: dict[str, Any], conv: Conversion) -> None:
+def _take_ids(obj: dict[str, Any], out: dict[str, Any], notes: Conversion | None) -> bool:
+    changed = False
     for name, keys, pattern in (
         ("trace_id", TRACE_KEYS, _HEX32),
         ("span_id", SPAN_KEYS, _HEX16),
     ):
+        if name in out:
+            continue
         cur = obj.get(name, _MISSING)
-        if cur is not _MISSING and _valid_field(name, cur):
-            out[name] = obj.pop(name)
+        if cur is not _MISSING and (cur is None or (type(cur) is str and cur == cur.lower())):
+            out[name] = obj.pop(name)  # (whether it is hex is the validator's to say)
             continue
         for key in keys:
-            val = _get(obj, key)
+            val = obj.get(key, _MISSING)
             if val is _MISSING:
-                continue
+                if "." not in key:
+                    continue
+                val = _get(obj, key)
+                if val is _MISSING:
+                    continue
             hexid = _hex_id(val, pattern)
             if hexid is None:
                 continue
             _pop(obj, key)
             out[name] = hexid
-            if key != name:
-                conv.renamed.append((key, name))
-            elif hexid != val:
-                conv.converted.append(f"{name} lower-cased")
+            changed = True
+            if notes is not None:
+                if key != name:
+                    notes.renamed.append((key, name))
+                elif hexid != val:
+                    notes.converted.append(f"{name} lower-cased")
             break
     if "trace_id" in out:
-        return
+        return changed
     for key in TRACEPARENT_KEYS:
         val = obj.get(key)
         m = _TRACEPARENT.fullmatch(val.lower()) if isinstance(val, str) else None
@@ -498,12 +616,14 @@ def _take_ids(obj: dict[str, Any], out: dict[str, Any], conv: Conversion) -> Non
             obj.pop(key)
             out["trace_id"] = m.group(1)
             out.setdefault("span_id", m.group(2))
-            conv.renamed.append((key, "trace_id/span_id"))
-            return
+            if notes is not None:
+                notes.renamed.append((key, "trace_id/span_id"))
+            return True
+    return changed
 
 
 def _short(value: object) -> str:
-    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    text = value if isinstance(value, str) else _ENCODE(value).decode()
     return text if len(text) <= 40 else text[:40] + "…"
 
 
@@ -526,44 +646,32 @@ def detect(obj: Mapping[str, Any]) -> Dialect | None:
 
 
 def convert_line(
-    line: bytes, dialect: Dialect | None, service: str | None = None
-) -> tuple[bytes, Conversion, Dialect] | None:
+    line: bytes, dialect: Dialect | None, service: str | None = None, *, explain: bool = False
+) -> tuple[bytes, Conversion | None, Dialect] | None:
     """Convert one line; ``dialect`` ``None`` detects it. ``None`` when the line is not a
-    JSON object, matches no dialect, or needs no change."""
+    JSON object, matches no dialect, or needs no change. With ``explain``, also what was done
+    (for hints; the sidecar's path skips it)."""
     try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        obj = _loads_any(line)
+        # msgspec, not orjson: orjson reads an integer beyond 64 bits as a float (loses it).
+        obj = _DECODE(line)
+    except msgspec.DecodeError:
+        return None
     if not isinstance(obj, dict):
         return None
     d = dialect if dialect is not None else detect(obj)
     if d is None:
         return None
-    conv = convert(obj, d, service)
-    if not conv.changed and ORIGINAL_KEY not in conv.obj:
+    notes = Conversion() if explain else None
+    out, changed = _convert(obj, d, service, notes)
+    if not changed:
         return None
-    try:
-        data = orjson.dumps(conv.obj)
-    except TypeError:  # an integer beyond 64 bits: the standard library writes any size
-        try:
-            data = json.dumps(
-                conv.obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-            ).encode("utf-8")
-        except (ValueError, UnicodeEncodeError):
-            return None
-    return data, conv, d
+    if notes is not None:
+        notes.obj = out
+    return _ENCODE(out), notes, d
 
 
-def _loads_any(line: bytes) -> Any:
-    """What orjson refuses but JSON allows: integers of any size. ``None`` when invalid."""
-    try:
-        return json.loads(line, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
-        return None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+_DECODE: Final = msgspec.json.Decoder().decode
+_ENCODE: Final = msgspec.json.Encoder().encode
 
 
 def hint(conv: Conversion, d: Dialect, path: str) -> str:

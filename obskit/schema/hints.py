@@ -60,10 +60,11 @@ class Hinter:
         return [*violations[:i], hinted, *violations[i + 1 :]]
 
     def _dialect(self, line: bytes) -> str | None:
-        got = convert_line(line, self.dialect)
+        got = convert_line(line, self.dialect, explain=True)
         if got is None:
             return None
         out, conv, d = got
+        assert conv is not None  # explain=True
         _, found = check_line(out, self.policy)
         errors = [v for v in found if v.severity == "error"]
         # A missing service is fine: the sidecar's rule (or service_default) supplies it.

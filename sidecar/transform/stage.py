@@ -227,6 +227,8 @@ class SchemaStage:
     def _convert(
         self, lines: list[bytes], plan: FilePlan
     ) -> tuple[list[bytes], dict[int, tuple[bytes, str]]]:
+        """Each line converted from the file's dialect, and the originals of the changed
+        ones (with the dialect's name)."""
         out = list(lines)
         originals: dict[int, tuple[bytes, str]] = {}
         service = plan.service or self.cfg.service_default

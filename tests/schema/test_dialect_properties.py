@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from obskit.schema import check_line, timestamp_ns
-from obskit.schema.dialects import BY_NAME, DIALECTS, ORIGINAL_KEY, Dialect, convert_line
+from obskit.schema.dialects import (
+    BY_NAME,
+    DIALECTS,
+    ORIGINAL_KEY,
+    Dialect,
+    convert_line,
+)
 
 _HEX = "0123456789abcdef"
 _LOWER = "abcdefghijklmnopqrstuvwxyz0123456789"

@@ -76,7 +76,7 @@ def test_golden_file_converts_to_the_reviewed_schema_v1_lines(path: Path) -> Non
         (1796686262212228, "2026-12-07T23:31:02.212228Z", False),  # micros
         (1796686262212228800, "2026-12-07T23:31:02.2122288Z", False),  # nanos
         (1.7966862622122289e18, "2026-12-07T23:31:02.2122289Z", False),  # nanos as a float
-        ("2026-12-07T23:31:02.1234567891Z", "2026-12-07T23:31:02.123456789Z", True),
+        ("2026-12-07 23:31:02.1234567891", "2026-12-07T23:31:02.123456789Z", True),
         ("2026-12-07 23:30:56,134", "2026-12-07T23:30:56.134Z", True),  # asctime: no zone
         ("2026-12-07T23:30:56.402930", "2026-12-07T23:30:56.402930Z", True),
         ("2026-12-07T23:30:56.000+0100", "2026-12-07T23:30:56.000+01:00", False),  # zap ISO8601
@@ -88,10 +88,18 @@ def test_timestamps(value: object, expected: str, lost: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [0, -5, True, "yesterday", "2026-02-30 10:00:00", None, [1], float("inf"), 1e40]
+    "value", [0, -5, True, "yesterday", "2026-02-3 10:00:00", None, [1], float("inf"), 1e40]
 )
 def test_timestamps_that_cannot_be_converted(value: object) -> None:
     assert to_timestamp(value) is None
+
+
+def test_a_date_that_does_not_exist_is_the_validators_to_reject() -> None:
+    line = b'{"asctime":"2026-02-30 10:00:00,000","levelname":"INFO","message":"m","service":"a"}'
+    got = convert_line(line, BY_NAME["python-json"])
+    assert got is not None
+    record, violations = check_line(got[0])
+    assert record is None and [v.rule for v in violations] == ["OBS004"]
 
 
 # -- levels --------------------------------------------------------------------------------

@@ -114,9 +114,15 @@ def test_dialect_files_arrive_converted_and_counted(
     for rec in archived(tmp_path):
         for k in ("host", "container", "pod", "environment"):
             rec.pop(k, None)  # enrichment added by the file sink
-        shipped.append(orjson.dumps(rec))
-    expected = [orjson.dumps(orjson.loads(x)) for lines in want.values() for x in lines]
-    expected.append(line(1, service="cart"))
+        shipped.append(orjson.dumps(rec, option=orjson.OPT_SORT_KEYS))
+    expected = [
+        orjson.dumps(orjson.loads(x), option=orjson.OPT_SORT_KEYS)
+        for lines in want.values()
+        for x in lines
+    ]
+    expected.append(
+        orjson.dumps(orjson.loads(line(1, service="cart")), option=orjson.OPT_SORT_KEYS)
+    )
     shipped.sort()
     expected.sort()
     assert shipped == expected
