@@ -13,9 +13,9 @@ import orjson
 import pytest
 from enginehelp import line
 
+from obskit._durations import dec_hook
 from sidecar.checkpoint import CheckpointStore
 from sidecar.config import SchemaConfig
-from sidecar.durations import dec_hook
 from sidecar.metrics import Metrics
 from sidecar.source.chunk import Chunk
 from sidecar.source.settings import SourceSettings
