@@ -225,9 +225,9 @@ def _split_run(tmp: Path, k: int) -> tuple[list[dict[str, Any]], list[dict[str, 
         if not run.feed(*tailer.poll()):
             break
     run.flush(tailer.files())
+    sizes = {f.file_key: f.size for f in tailer.files()}
     tailer.close()
     ends = {p.file_key: p.end for p in run.out}
-    sizes = {f.file_key: f.size for f in tailer.files()}
     assert ends == sizes, k  # every file's checkpoint reaches its end: nothing held back
     return run.records(), run.quarantined()
 
