@@ -65,6 +65,55 @@ class CheckpointConfig(_Base):
         check(["dir: must not be empty"] if not self.dir.strip() else [])
 
 
+class DialectRule(_Base):
+    """Files written in a known JSON dialect, converted to schema v1 on the way through
+    (`docs/migration.md`)."""
+
+    #: File-name globs (like `source.include`); the first rule that matches a file applies.
+    include: list[str]
+    #: `auto` (each line's own) or one of go-slog, zap, logrus, serilog, ecs, python-json,
+    #: structlog.
+    dialect: str
+    #: `service` of these files' lines that name none (else `schema.service_default`).
+    service: str | None = None
+
+    def __post_init__(self) -> None:
+        from obskit.schema.dialects import UnknownDialect, dialect_named
+        from obskit.schema.rules import check_service
+
+        try:
+            dialect_named(self.dialect)
+        except UnknownDialect as exc:
+            raise ValueError(str(exc)) from None
+        if not self.include:
+            raise ValueError("include must list at least one file-name pattern")
+        why = check_service(self.service) if self.service is not None else None
+        if why:
+            raise ValueError(f"service: {why}")
+
+
+class MultilineConfig(_Base):
+    """Crash output (Go panic, Python traceback, .NET and Java stack traces) written as plain
+    text between JSON lines, grouped into one ERROR record (`docs/sidecar.md`)."""
+
+    #: Group crash output at all (off: each of its lines is quarantined as OBS001).
+    enabled: bool = True
+    #: File-name globs of files whose crash output is not grouped.
+    exclude: list[str] = msgspec.field(default_factory=list)
+    #: Lines in one record; a longer crash continues in a new record (`crash_part`: 2, 3...).
+    max_lines: int = 1000
+    #: Bytes of crash text in one record (capped below `schema.max_line_bytes`).
+    max_bytes: ByteSize = ByteSize(128 * 1024)
+    #: A crash is complete when nothing was added for this long and its file is read to the end.
+    max_wait: Duration = Duration(2.0)
+
+    def __post_init__(self) -> None:
+        if self.max_lines < 2:
+            raise ValueError("max_lines must be at least 2")
+        if self.max_bytes < 1024:
+            raise ValueError("max_bytes must be at least 1KiB")
+
+
 class SchemaConfig(_Base):
     """What to do with lines that break schema v1: one default and per-rule overrides."""
 
@@ -72,6 +121,10 @@ class SchemaConfig(_Base):
     rules: dict[str, Action] = msgspec.field(default_factory=dict)
     max_line_bytes: ByteSize = ByteSize(256 * 1024)
     service_default: str | None = None
+    #: Per file-name glob, a JSON dialect to convert from (`[{include: ["orders-*.log"],
+    #: dialect: go-slog}]`); converted lines pass the same validator (docs/migration.md).
+    dialects: list[DialectRule] = msgspec.field(default_factory=list)
+    multiline: MultilineConfig = msgspec.field(default_factory=MultilineConfig)
 
     def __post_init__(self) -> None:
         # Rule ids are case-insensitive (environment override keys arrive lower-cased).

@@ -330,6 +330,7 @@ class Engine:
             for chunk in chunks:
                 for full in self.batcher.add(self.stage.process(chunk)):
                     self._dispatch(full)
+            self._flush_crash_groups()
             if chunks:
                 last_data = self._last_data = time.monotonic()
             if self.batcher.age() >= c.batch.max_wait:
@@ -377,6 +378,15 @@ class Engine:
         if any(f.read_offset < f.size for f in self.source.files()):
             return False
         return time.monotonic() - last_data >= idle_for
+
+    def _flush_crash_groups(self, final: bool = False) -> None:
+        # Multi-line crash output (issue 14) is held by the stage until complete; a group's
+        # file stays checkpointed at its first line meanwhile. On shutdown, hand over all.
+        if self.source is None:
+            return
+        for p in self.stage.flush_due(time.monotonic(), self.source.files, final):
+            for full in self.batcher.add(p):
+                self._dispatch(full)
 
     def _dispatch_open(self) -> None:
         b = self.batcher.take()
@@ -678,6 +688,7 @@ class Engine:
         if self.source is not None:
             self.source.stop()
         deadline = time.monotonic() + self.cfg.config.shutdown_timeout
+        self._flush_crash_groups(final=True)
         self._dispatch_open()
         for lane in self.lanes:
             lane.worker.finish()

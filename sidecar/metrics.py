@@ -29,6 +29,9 @@ class Totals:
     forwarded: Tally[str] = field(default_factory=Tally)
     quarantined: Tally[str] = field(default_factory=Tally)
     repaired: Tally[str] = field(default_factory=Tally)
+    converted: Tally[str] = field(default_factory=Tally)
+    #: Lines of crash output merged into multi-line records (``repaired["multiline"]``).
+    grouped_lines: int = 0
     forwarded_invalid: Tally[str] = field(default_factory=Tally)
     dead_lettered: Tally[str] = field(default_factory=Tally)
     examples: dict[str, str] = field(default_factory=dict)
@@ -64,6 +67,19 @@ class Metrics:
             "obskit_sidecar_lines_repaired",
             "Lines repaired before forwarding.",
             ["rule"],
+            registry=r,
+        )
+        self.lines_converted = Counter(
+            "obskit_sidecar_lines_converted",
+            "Lines converted from a JSON dialect (schema.dialects) to schema v1, by dialect.",
+            ["dialect"],
+            registry=r,
+        )
+        self.lines_grouped = Counter(
+            "obskit_sidecar_lines_grouped",
+            "Lines of crash output (Go panic, Python traceback, .NET or Java stack trace)"
+            " merged into multi-line records (each record also counts as"
+            " lines_repaired{rule=multiline}).",
             registry=r,
         )
         self.lines_forwarded_invalid = Counter(
@@ -225,6 +241,14 @@ class Metrics:
     def repaired(self, rule: str) -> None:
         self.lines_repaired.labels(rule).inc()
         self.totals.repaired[rule] += 1
+
+    def converted(self, dialect: str, lines: int) -> None:
+        self.lines_converted.labels(dialect).inc(lines)
+        self.totals.converted[dialect] += lines
+
+    def grouped(self, lines: int) -> None:
+        self.lines_grouped.inc(lines)
+        self.totals.grouped_lines += lines
 
     def forwarded_invalid(self, rule: str) -> None:
         self.lines_forwarded_invalid.labels(rule).inc()

@@ -1,3 +1,3 @@
 module example.com/obskit/go-service
 
-go 1.22
+go 1.23

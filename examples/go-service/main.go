@@ -5,6 +5,9 @@
 //
 //	go run . -addr 127.0.0.1:8080 -log /app/logs/go-service.log
 //	go run . -demo -log ./demo.log      # writes a few lines and exits
+//	go run . -crash -log ./demo.log     # writes a line, then panics (the goroutine dump
+//	                                    # goes into the log file too: obskit-sidecar ships
+//	                                    # it as one record)
 package main
 
 import (
@@ -18,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -148,12 +152,33 @@ func demo(log *slog.Logger) {
 	log.InfoContext(ctx, "service stopping")
 }
 
+// copyCrashOutput makes the runtime also write a panic's goroutine dump into the log file:
+// on stderr alone the sidecar would not see it; between the JSON lines it is grouped into
+// one ERROR record (Go 1.23+).
+func copyCrashOutput(f *os.File) {
+	if err := debug.SetCrashOutput(f, debug.CrashOptions{}); err != nil {
+		fmt.Fprintf(os.Stderr, "go-service: crash output: %v\n", err)
+	}
+}
+
+// order and its item are what -crash trips over: an index out of range, as in real life.
+type order struct{ items []int }
+
+func (o *order) item(i int) int { return o.items[i] }
+
+func crash(log *slog.Logger) {
+	log.Info("processing order", slog.Int("order_id", 17))
+	o := &order{items: []int{4, 2}}
+	log.Info("order item", slog.Int("item", o.item(5)))
+}
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	logPath := flag.String("log", "", "log file (default stdout); e.g. /app/logs/go-service.log")
 	service := flag.String("service", "go-service", "value of the service field")
 	debug := flag.Bool("debug", false, "log DEBUG lines too")
 	demoMode := flag.Bool("demo", false, "write a few log lines and exit")
+	crashMode := flag.Bool("crash", false, "write a log line, then panic")
 	flag.Parse()
 
 	out, err := openLog(*logPath)
@@ -162,6 +187,9 @@ func main() {
 		os.Exit(2)
 	}
 	defer out.Close()
+	if out != os.Stdout {
+		copyCrashOutput(out)
+	}
 	level := slog.LevelInfo
 	if *debug || *demoMode {
 		level = slog.LevelDebug
@@ -170,6 +198,10 @@ func main() {
 
 	if *demoMode {
 		demo(log)
+		return
+	}
+	if *crashMode {
+		crash(log)
 		return
 	}
 

@@ -6,7 +6,9 @@
 ``GET /work`` starts (or continues, from the ``traceparent`` header) a trace, logs, and calls
 the downstream service if there is one, propagating ``traceparent``; both services' log lines
 carry the same ``trace_id``. ``GET /fail`` logs an exception. The first line on stdout is
-``LISTENING <port>`` (useful with ``--port 0``).
+``LISTENING <port>`` (useful with ``--port 0``). ``--crash`` fails at start-up with an
+uncaught exception: its traceback goes to stderr (and the SDK logs it as a record too); with
+stdout and stderr in the log folder, obskit-sidecar ships the traceback as one record.
 """
 
 from __future__ import annotations
@@ -81,12 +83,22 @@ class Handler(BaseHTTPRequestHandler):
         std.info("http access", extra={"client": self.client_address[0], "line": format % args})
 
 
+def _crash() -> None:
+    # What a real start-up failure looks like: a bad setting, re-raised with context.
+    settings = {"port": "eighty"}
+    try:
+        int(settings["port"])
+    except ValueError as exc:
+        raise RuntimeError("cannot start: invalid port setting") from exc
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--service", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--downstream", default="")
     ap.add_argument("--log-dir", default=None, help="default: OBSKIT_LOG_DIR or /app/logs")
+    ap.add_argument("--crash", action="store_true", help="fail at start-up (uncaught exception)")
     args = ap.parse_args()
 
     options: dict[str, Any] = {"service": args.service}
@@ -96,6 +108,9 @@ def main() -> None:
     trace.set_tracer_provider(
         TracerProvider(resource=Resource.create({"service.name": args.service}))
     )
+    if args.crash:
+        log.info("starting", crash=True)
+        _crash()
 
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.service = args.service  # type: ignore[attr-defined]

@@ -20,13 +20,20 @@ BLOCK = 1 << 20
 _LEVEL_RANK = {name: i for i, name in enumerate(rules.LEVELS)}
 
 
+#: Longest line kept in a report for its hint (:class:`~obskit.schema.hints.Hinter`).
+HINT_MAX_BYTES = 64 * 1024
+
+
 @dataclass
 class LineReport:
-    """The violations of one line: 1-based ``line`` number and byte ``offset`` of its start."""
+    """The violations of one line: 1-based ``line`` number and byte ``offset`` of its start;
+    ``raw``: the line itself when it is not a schema v1 record at all (up to
+    :data:`HINT_MAX_BYTES`), so a hint can be added where the reports are put in order."""
 
     line: int
     offset: int
     violations: list[Violation]
+    raw: bytes | None = None
 
 
 @dataclass
@@ -81,16 +88,26 @@ def validate_stream(
     *,
     summary: StreamSummary | None = None,
     accept_utf16: bool = False,
+    dialect: str | None = None,
+    path: str = "",
+    hints: bool = True,
 ) -> Iterator[LineReport]:
     """Yield a :class:`LineReport` for every line with violations, streaming.
 
     Memory stays bounded whatever the file size: blocks are read, cut at the last newline, and
     an over-long line is counted and skipped without being kept. Pass ``summary`` to collect
     counts; a file-level problem (UTF-16 without ``accept_utf16``) is reported as a single
-    report on line 1 and ``summary.file_error``.
+    report on line 1 and ``summary.file_error``. Lines that look like a JSON dialect or crash
+    output get a hint (:class:`~obskit.schema.hints.Hinter`; ``dialect`` and ``path`` as there)
+    unless ``hints`` is off (``obskit validate -j`` adds them where it puts reports in order).
     """
     summary = summary if summary is not None else StreamSummary()
-    yield from validate_blocks(_blocks(stream, accept_utf16, summary), policy, summary)
+    reports = validate_blocks(_blocks(stream, accept_utf16, summary), policy, summary)
+    if hints:
+        from obskit.schema.hints import Hinter
+
+        reports = Hinter(dialect, path, policy).annotate_all(reports)
+    yield from reports
     if summary.file_error is not None:
         yield LineReport(1, 0, [summary.file_error])
 
@@ -184,6 +201,8 @@ def _report(
         summary.by_rule[v.rule] += 1
         if v.severity != "error":
             summary.warnings += 1
+    if rec is None:
+        return LineReport(line_no, offset, viol, raw[:HINT_MAX_BYTES])
     return LineReport(line_no, offset, viol)
 
 

@@ -10,6 +10,7 @@ from typing import NoReturn
 import click
 
 from obskit._names import safe_path
+from obskit.schema.dialects import NAMES as DIALECT_NAMES
 from obskit.schema.policy import PolicyError, load_policy
 from obskit.schema.stream import LineReport
 from obskit.validate.inputs import DEFAULT_GLOBS, InputError, expand_inputs
@@ -39,6 +40,13 @@ from obskit.validate.runner import WorkerLost, run_validation
 @click.option("--max-line-bytes", type=int, default=None, help="Override the line limit.")
 @click.option("--allow-blank", is_flag=True, help="Skip blank lines instead of reporting them.")
 @click.option("--accept-utf16", is_flag=True, help="Transcode UTF-16 files instead of failing.")
+@click.option(
+    "--dialect",
+    type=click.Choice(DIALECT_NAMES),
+    default=None,
+    help="Hint every line that is valid in this JSON dialect (auto: any known one); "
+    "without it, only the first such line of each file.",
+)
 @click.option("--output", "-o", type=click.Path(path_type=Path), help="Write the report here.")
 @click.option("--quiet", "-q", is_flag=True, help="Text format: print only the summary.")
 @click.option(
@@ -57,6 +65,7 @@ def validate(
     max_line_bytes: int | None,
     allow_blank: bool,
     accept_utf16: bool,
+    dialect: str | None,
     output: Path | None,
     quiet: bool,
     jobs: int | None,
@@ -118,6 +127,7 @@ def validate(
             accept_utf16=accept_utf16,
             on_report=on_report if stream_text else None,
             jobs=jobs or default_jobs(),
+            dialect=dialect,
         )
     except WorkerLost as exc:
         _fail(f"{exc}; run again with -j 1")

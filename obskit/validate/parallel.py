@@ -183,7 +183,11 @@ def check_unit(
         with _open(unit.path, stdin) as stream:
             if unit.end < 0:
                 reports = validate_stream(
-                    stream, opts.policy, summary=res.summary, accept_utf16=opts.accept_utf16
+                    stream,
+                    opts.policy,
+                    summary=res.summary,
+                    accept_utf16=opts.accept_utf16,
+                    hints=False,  # added in input order by the runner
                 )
             else:
                 first = unit.start if unit.start == unit.bom else _line_start(stream, unit.start)

@@ -9,6 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, BinaryIO
 
 from obskit.schema import rules
+from obskit.schema.hints import Hinter
 from obskit.schema.policy import Policy
 from obskit.schema.stream import LineReport, StreamSummary
 from obskit.schema.violation import Violation
@@ -74,17 +75,31 @@ class WorkerLost(RuntimeError):
 
 class _Collector:
     """Keeps reports in input order until ``max_errors`` violations, passing each kept one to
-    ``on_report``: the same whether the reports come from this process or from workers."""
+    ``on_report``: the same whether the reports come from this process or from workers.
+    Hints (``--dialect``) are added here, file by file in line order, so "the first such line
+    of a file" is the same whatever ``-j``."""
 
     def __init__(
-        self, max_errors: int | None, on_report: Callable[[str, LineReport], None] | None
+        self,
+        max_errors: int | None,
+        on_report: Callable[[str, LineReport], None] | None,
+        policy: Policy,
+        dialect: str | None,
     ) -> None:
         self.max_errors = max_errors
         self.on_report = on_report
         self.kept = 0
         self.truncated = False
+        self._policy, self._dialect = policy, dialect
+        self._hinters: dict[int, Hinter] = {}
 
     def add(self, fr: FileResult, rep: LineReport) -> None:
+        if rep.raw is not None:
+            hinter = self._hinters.get(id(fr))
+            if hinter is None:
+                hinter = self._hinters[id(fr)] = Hinter(self._dialect, fr.path, self._policy)
+            rep.violations = hinter.annotate(rep.raw, rep.violations)
+            rep.raw = None  # kept reports hold only what they show
         if self.max_errors is not None and self.kept >= self.max_errors:
             self.truncated = True
             return
@@ -106,6 +121,7 @@ def run_validation(
     range_bytes: int | None = None,
     start_method: str | None = None,
     executor: Executor | None = None,
+    dialect: str | None = None,
 ) -> RunResult:
     """Validate each path (``-`` is stdin); stop keeping reports after ``max_errors``
     violations, but keep counting.
@@ -114,11 +130,11 @@ def run_validation(
     worker processes; the result is the same as with one, in the same order. ``range_bytes``
     fixes the size of the ranges, ``start_method`` the multiprocessing start method (by
     default fork on Linux, spawn elsewhere); an ``executor`` given is used instead of a new
-    process pool.
+    process pool. ``dialect``: see ``obskit validate --dialect``.
     """
     items = [p if isinstance(p, Input) else Input(p) for p in paths]
     opts = Options(policy, accept_utf16, max_errors)
-    collector = _Collector(max_errors, on_report)
+    collector = _Collector(max_errors, on_report, policy, dialect)
     results = [
         FileResult(i.path, StreamSummary(), io_error=i.error, folder=i.error is not None)
         for i in items

@@ -2,13 +2,22 @@
 (forward / repair / quarantine) to the lines that break a rule.
 
 The fast path does no per-line Python work beyond what ``validate_chunk`` does: a chunk of
-valid lines goes through as the validator's own line list and record list.
+valid lines goes through as the validator's own line list and record list. Two things happen
+only off it:
+
+- files that ``schema.dialects`` names are converted line by line from their JSON dialect
+  (:mod:`obskit.schema.dialects`) before they are validated;
+- crash output between the JSON lines (a Go panic, a Python traceback...) is grouped into one
+  record by :mod:`sidecar.transform.multiline`; while a group is open, the chunk's ``end``
+  (its file's checkpoint) stays at the group's first line.
 """
 
 from __future__ import annotations
 
+import os
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
 
@@ -16,16 +25,29 @@ import msgspec
 import orjson
 from msgspec import UNSET
 
-from obskit.schema import Policy, Record, Violation, check_line, validate_chunk
+from obskit.schema import Policy, Record, Violation, split_lines, validate_chunk, validate_lines
 from obskit.schema import rules as R
+from obskit.schema.dialects import Dialect, convert_line, dialect_named
 from sidecar.config import Action, SchemaConfig
 from sidecar.metrics import Metrics
 from sidecar.source.chunk import Chunk
+from sidecar.source.paths import PathMatcher
+from sidecar.transform.multiline import (
+    RECORD_OVERHEAD,
+    FileStatuses,
+    Group,
+    Held,
+    Limits,
+    Multiline,
+    build_record,
+)
 from sidecar.transform.quarantine import DeadLetter, guess_service, utc_now, violation_reasons
 from sidecar.transform.repair import fix_level, repair_line
 
 _PLUS_ONE = (1).__add__
 _record_decoder = msgspec.json.Decoder(Record)
+#: Files remembered per file key (their plan, their last record's service); the oldest go.
+_REMEMBERED = 4096
 
 
 @dataclass(slots=True)
@@ -43,6 +65,25 @@ class Prepared:
     id_key: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class FilePlan:
+    """What the stage does with one file, decided from its name when it is first seen (so a
+    file renamed by rotation keeps its plan)."""
+
+    convert: bool = False
+    #: the dialect to convert from; ``None`` with ``convert``: each line's own (``auto``)
+    dialect: Dialect | None = None
+    service: str | None = None
+    multiline: bool = True
+
+
+@dataclass(slots=True)
+class _Out:
+    lines: list[bytes] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+
+
 class SchemaStage:
     """Applies :class:`~sidecar.config.SchemaConfig` to chunks."""
 
@@ -51,6 +92,20 @@ class SchemaStage:
         self.policy = Policy(max_line_bytes=int(cfg.max_line_bytes))
         self.dead = dead_letter
         self.metrics = metrics
+        self._dialect_rules = [(PathMatcher(r.include, []), r) for r in cfg.dialects]
+        ml = cfg.multiline
+        self._multiline_on = ml.enabled
+        self._multiline_off = PathMatcher(ml.exclude, []) if ml.exclude else None
+        self.multiline = Multiline(
+            Limits(
+                ml.max_lines,
+                min(int(ml.max_bytes), int(cfg.max_line_bytes) - RECORD_OVERHEAD),
+                float(ml.max_wait),
+            )
+        )
+        self._plans: dict[str, FilePlan] = {}
+        self._services: dict[str, str] = {}
+        self.clock = time.monotonic
 
     def action(self, rule: str) -> Action:
         act = self.cfg.rules.get(rule, self.cfg.on_invalid)
@@ -58,10 +113,40 @@ class SchemaStage:
             return "quarantine"
         return act
 
+    # -- plans ------------------------------------------------------------------------------
+    def plan(self, file_key: str, path: str) -> FilePlan:
+        """The plan of a file, from its name the first time its key is seen."""
+        plan = self._plans.get(file_key)
+        if plan is None:
+            plan = self._plans[file_key] = self._plan_for(os.path.basename(path))
+            if len(self._plans) > _REMEMBERED:
+                del self._plans[next(iter(self._plans))]
+        return plan
+
+    def _plan_for(self, name: str) -> FilePlan:
+        multiline = self._multiline_on and not (
+            self._multiline_off is not None and self._multiline_off(name)
+        )
+        for matches, rule in self._dialect_rules:
+            if matches(name):
+                return FilePlan(True, dialect_named(rule.dialect), rule.service, multiline)
+        return FilePlan(multiline=multiline)
+
+    # -- chunks -----------------------------------------------------------------------------
     def process(self, chunk: Chunk) -> Prepared:
         """Validate ``chunk``; quarantine what must be; return what goes to the sinks."""
+        plan = self.plan(chunk.file_key, chunk.path)
         data = chunk.data
-        res = validate_chunk(data, self.policy)
+        originals: dict[int, tuple[bytes, str]] | None = None
+        if plan.convert:
+            converted, originals = self._convert(split_lines(data), plan)
+            res = validate_lines(converted, self.policy)
+            # Counted when the converted line passes: a failed one is quarantined instead.
+            done = Counter(name for i, (_, name) in originals.items() if res.records[i])
+            for name, n in done.items():
+                self.metrics.converted(name, n)
+        else:
+            res = validate_chunk(data, self.policy)
         lines = res.lines
         if chunk.offsets is not None:
             offsets = list(chunk.offsets)
@@ -69,41 +154,167 @@ class SchemaStage:
             offsets = list(accumulate(map(_PLUS_ONE, map(len, lines)), initial=chunk.start))
             offsets.pop()
         self.metrics.read(len(lines), len(data))
-        for tl in getattr(chunk, "too_long", None) or ():
-            self._quarantine_too_long(chunk, tl)
         records: list[Any] = res.records
         if b"\r" in data:
             lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]
         errors = [i for i, vs in res.violations.items() if any(v.severity == "error" for v in vs)]
-        if not errors:
-            return Prepared(
-                chunk.file_key, chunk.path, lines, records, offsets, chunk.end, chunk.id_key
-            )
-        drop: list[int] = []
-        counts: Counter[tuple[str, str | None]] = Counter()
-        for i in sorted(errors):
-            out = self._invalid(chunk, lines[i], offsets[i], res.violations[i], counts)
-            if out is None:
-                drop.append(i)
-            else:
-                lines[i], records[i] = out
-        if counts:
-            self.metrics.quarantined_many(counts)
-        # Few lines are dropped: delete them in place from the end (C memmoves, no per-line
-        # Python loop over the whole chunk).
-        for i in sorted(drop, reverse=True):
-            del lines[i], records[i], offsets[i]
-        return Prepared(
-            chunk.file_key, chunk.path, lines, records, offsets, chunk.end, chunk.id_key
-        )
+        key = chunk.file_key
+        if not errors and not chunk.too_long and key not in self.multiline.open:
+            if plan.multiline and records:
+                self._note_service(key, records[-1])
+            return Prepared(key, chunk.path, lines, records, offsets, chunk.end, chunk.id_key)
+        errors.sort()
+        return self._slow(chunk, plan, lines, records, offsets, res.violations, errors, originals)
 
-    def _invalid(
+    def _slow(
         self,
         chunk: Chunk,
+        plan: FilePlan,
+        lines: list[bytes],
+        records: list[Any],
+        offsets: list[int],
+        violations: dict[int, list[Violation]],
+        errors: list[int],
+        originals: dict[int, tuple[bytes, str]] | None,
+    ) -> Prepared:
+        key, path = chunk.file_key, chunk.path
+        ml = self.multiline if plan.multiline else None
+        out = _Out()
+        counts: Counter[tuple[str, str | None]] = Counter()
+        if chunk.too_long:
+            self._close_group(key, out, counts, None)
+        for tl in chunk.too_long:
+            self._quarantine_too_long(chunk, tl)
+        n = len(lines)
+        prev = 0
+        now = self.clock()
+        for i in [*errors, n]:
+            if prev < i:
+                # Valid lines: they end an open group, then go through as they are.
+                self._close_group(key, out, counts, records[prev])
+                out.lines += lines[prev:i]
+                out.records += records[prev:i]
+                out.offsets += offsets[prev:i]
+                if ml is not None:
+                    self._note_service(key, records[i - 1])
+            if i == n:
+                break
+            prev = i + 1
+            line, offset = lines[i], offsets[i]
+            if ml is not None:
+                nxt = offsets[i + 1] if i + 1 < n else chunk.end
+                held = Held(line, offset, violations[i])
+                closed, taken = ml.feed(key, path, chunk.id_key, held, nxt, now, utc_now)
+                for g in closed:
+                    self._emit(g, out, counts, None)
+                if taken:
+                    continue
+            original = originals.get(i) if originals else None
+            kept = self._invalid(path, key, line, offset, violations[i], counts, original)
+            if kept is not None:
+                out.lines.append(kept[0])
+                out.records.append(kept[1])
+                out.offsets.append(offset)
+        if counts:
+            self.metrics.quarantined_many(counts)
+        end = chunk.end
+        group = self.multiline.open.get(key)
+        if group is not None:
+            end = group.start  # hold the checkpoint at the open crash's first line
+        return Prepared(key, path, out.lines, out.records, out.offsets, end, chunk.id_key)
+
+    # -- dialects ---------------------------------------------------------------------------
+    def _convert(
+        self, lines: list[bytes], plan: FilePlan
+    ) -> tuple[list[bytes], dict[int, tuple[bytes, str]]]:
+        """Each line converted from the file's dialect, and the originals of the changed
+        ones (with the dialect's name)."""
+        out = list(lines)
+        originals: dict[int, tuple[bytes, str]] = {}
+        service = plan.service or self.cfg.service_default
+        d = plan.dialect
+        for i, line in enumerate(lines):
+            if not line.startswith(b"{"):
+                continue  # not a JSON object (crash output, blank): nothing to convert
+            got = convert_line(line, d, service)
+            if got is not None:
+                out[i] = got[0]
+                originals[i] = line, got[2].name
+        return out, originals
+
+    # -- multi-line crash groups ------------------------------------------------------------
+    def flush_due(self, now: float, files: FileStatuses, final: bool = False) -> list[Prepared]:
+        """Crash groups that are complete (quiet for ``schema.multiline.max_wait`` with their
+        file read to its end, or their file no longer followed), as prepared lines; all open
+        groups when ``final`` (shutdown). The engine calls this every loop."""
+        if not self.multiline.open:
+            return []
+        out = []
+        for g in self.multiline.due(now, files, final):
+            o = _Out()
+            counts: Counter[tuple[str, str | None]] = Counter()
+            self._emit(g, o, counts, None)
+            if counts:
+                self.metrics.quarantined_many(counts)
+            out.append(Prepared(g.file_key, g.path, o.lines, o.records, o.offsets, g.end, g.id_key))
+        return out
+
+    def _close_group(
+        self, key: str, out: _Out, counts: Counter[tuple[str, str | None]], after: Any
+    ) -> None:
+        if self.multiline.open:
+            g = self.multiline.close(key)
+            if g is not None:
+                self._emit(g, out, counts, after)
+
+    def _emit(
+        self, g: Group, out: _Out, counts: Counter[tuple[str, str | None]], after: Any
+    ) -> None:
+        """A closed group as one record, or its lines quarantined when it never showed its
+        shape (or its record would not pass the validator)."""
+        if g.confirmed:
+            built = build_record(g, self._service_for(g, after), self.policy)
+            if built is not None:
+                out.lines.append(built[0])
+                out.records.append(built[1])
+                out.offsets.append(g.start)
+                self.metrics.repaired("multiline")
+                self.metrics.grouped(len(g.held))
+                return
+        for h in g.held:
+            kept = self._invalid(g.path, g.file_key, h.line, h.offset, h.violations, counts)
+            if kept is not None:
+                out.lines.append(kept[0])
+                out.records.append(kept[1])
+                out.offsets.append(h.offset)
+
+    def _service_for(self, g: Group, after: Any) -> str:
+        # What the file says wins over configuration: its last record before the crash, or
+        # the one right after it; then the dialect rule's service, service_default, unknown.
+        known = self._services.get(g.file_key)
+        if known:
+            return known
+        if isinstance(after, Record):
+            return after.service
+        plan = self._plans.get(g.file_key)
+        return (plan.service if plan else None) or self.cfg.service_default or "unknown"
+
+    def _note_service(self, key: str, record: Any) -> None:
+        if record is not None:
+            self._services[key] = record.service
+            if len(self._services) > _REMEMBERED:
+                del self._services[next(iter(self._services))]
+
+    # -- invalid lines ----------------------------------------------------------------------
+    def _invalid(
+        self,
+        path: str,
+        file_key: str,
         line: bytes,
         offset: int,
         violations: list[Violation],
         counts: Counter[tuple[str, str | None]],
+        original: tuple[bytes, str] | None = None,
     ) -> tuple[bytes, Record] | None:
         errors = [v for v in violations if v.severity == "error"]
         actions = {self.action(v.rule) for v in errors}
@@ -118,11 +329,17 @@ class SchemaStage:
             for v in errors:
                 self.metrics.forwarded_invalid(v.rule)
             return line, self._loose_record(line)
+        if original is not None:
+            # A converted line: keep what the service wrote, with the reasons its conversion
+            # still failed.
+            line, dialect = original
+            note = f" (after conversion from {dialect})"
+            errors = [msgspec.structs.replace(v, message=v.message + note) for v in errors]
         service = guess_service(line)
         self.dead.write(
             line,
-            file=chunk.path,
-            file_key=chunk.file_key,
+            file=path,
+            file_key=file_key,
             offset=offset,
             reasons=violation_reasons(errors),
             service=service,
@@ -192,8 +409,3 @@ class SchemaStage:
             message=msg if isinstance(msg, str) else "",
             trace_id=trace if isinstance(trace, str) and not R.check_trace_id(trace) else UNSET,
         )
-
-
-def recheck(line: bytes, policy: Policy) -> list[Violation]:
-    """Violations of one line (used by tests and the summary)."""
-    return check_line(line, policy)[1]

@@ -89,3 +89,73 @@ def test_two_services_share_the_trace(tmp_path: Path, procs: list[subprocess.Pop
         lines = _lines(tmp_path, service)
         assert_valid(lines)
         assert orjson.loads(lines[-1])["message"] == "stopping"  # flushed on shutdown
+
+
+@pytest.mark.slow
+def test_uncaught_exception_is_shipped_as_one_record(tmp_path: Path) -> None:
+    # A container's stdout and stderr in one file in the log folder: the SDK's JSON lines
+    # (to stdout), then the interpreter's traceback (stderr). The sidecar groups the
+    # traceback into one record; the SDK's own "uncaught exception" record stays as it is.
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSKIT_")}
+    env.update(OBSKIT_LOG_DIR="none", OBSKIT_STDOUT="1")
+    with open(logs / "python-service.log", "wb") as out:
+        proc = subprocess.run(
+            [sys.executable, str(SERVICE), "--service", "python-service", "--crash"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert proc.returncode == 1
+    text = (logs / "python-service.log").read_text(encoding="utf-8")
+    # (The SDK's record holds the same text JSON-escaped; the raw one starts a line.)
+    traceback = text[text.index("\nTraceback (most recent call last):\n") + 1 :].rstrip("\n")
+    assert "The above exception was the direct cause" in traceback
+
+    state = tmp_path / "state"
+    cfg = tmp_path / "sidecar.yaml"
+    cfg.write_text(
+        json.dumps(
+            {
+                "source": {"path": str(logs), "poll_interval": "100ms"},
+                "checkpoint": {"dir": str(state)},
+                "http": {"enabled": False},
+                "sinks": [{"name": "a", "type": "file", "dir": str(tmp_path / "archive")}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sidecar.cli import main; main()",
+            "run",
+            "--config",
+            str(cfg),
+            "--exit-on-idle",
+            "1",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert not (state / "quarantine" / "quarantine.ndjson").exists()
+    shipped = [
+        orjson.loads(x)
+        for seg in sorted((tmp_path / "archive").glob("*.ndjson"))
+        for x in seg.read_bytes().splitlines()
+    ]
+    assert [r["message"] for r in shipped] == [
+        "starting",
+        "uncaught exception",
+        "RuntimeError: cannot start: invalid port setting",
+    ]
+    crash = shipped[2]
+    assert crash["error.stack"] == traceback  # both chained tracebacks, whole
+    assert crash["level"] == "ERROR" and crash["service"] == "python-service"
+    assert crash["crash"] == "python-traceback" and "trace_id" not in crash

@@ -208,32 +208,7 @@ def test_sidecar_ships_the_go_service_logs_end_to_end(go_service: Path, tmp_path
     )
     with (logs / "go-service.log").open("a", encoding="utf-8") as fh:
         fh.write('{"time":"2026-11-25T10:00:00Z","level":"INFO","msg":"default slog"}\n')
-    config = yaml.safe_load(
-        (REPO / "examples" / "compose-linux" / "sidecar.yaml").read_text(encoding="utf-8")
-    )
-    config["source"]["path"] = str(logs)
-    config["source"]["poll_interval"] = "100ms"
-    config["checkpoint"]["dir"] = str(tmp_path / "state")
-    config["sinks"] = [{"name": "archive", "type": "file", "dir": str(tmp_path / "archive")}]
-    config["http"]["listen"] = "127.0.0.1:0"
-    cfg = tmp_path / "sidecar.yaml"
-    cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
-
-    sidecar = [sys.executable, "-c", "from sidecar.cli import main; main()"]
-    proc = subprocess.run(
-        [*sidecar, "run", "--config", str(cfg), "--exit-on-idle", "1"],
-        env=dict(os.environ, OBSKIT_ENV="test"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    shipped = [
-        json.loads(line)
-        for f in sorted((tmp_path / "archive").glob("*.ndjson"))
-        for line in f.read_text(encoding="utf-8").splitlines()
-    ]
+    shipped = _run_sidecar(logs, tmp_path)
     assert len(shipped) == 7
     assert all(rec["service"] == "go-service" and rec["environment"] == "test" for rec in shipped)
     assert sum(1 for rec in shipped if rec.get("trace_id")) == 3
@@ -245,3 +220,73 @@ def test_sidecar_ships_the_go_service_logs_end_to_end(go_service: Path, tmp_path
     ]
     assert len(quarantined) == 1
     assert "OBS009" in {r["rule"] for r in quarantined[0]["reasons"]}
+
+
+def _run_sidecar(logs: Path, tmp_path: Path) -> list[dict[str, object]]:
+    """The real sidecar over ``logs`` with the compose example's config (crash grouping is
+    on by default), until idle; the archived records."""
+    config = yaml.safe_load(
+        (REPO / "examples" / "compose-linux" / "sidecar.yaml").read_text(encoding="utf-8")
+    )
+    config["source"]["path"] = str(logs)
+    config["source"]["poll_interval"] = "100ms"
+    config["checkpoint"]["dir"] = str(tmp_path / "state")
+    config["sinks"] = [{"name": "archive", "type": "file", "dir": str(tmp_path / "archive")}]
+    config["http"]["listen"] = "127.0.0.1:0"
+    cfg = tmp_path / "sidecar.yaml"
+    cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from sidecar.cli import main; main()",
+            "run",
+            "--config",
+            str(cfg),
+            "--exit-on-idle",
+            "1",
+        ],
+        env=dict(os.environ, OBSKIT_ENV="test"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [
+        json.loads(line)
+        for f in sorted((tmp_path / "archive").glob("*.ndjson"))
+        for line in f.read_text(encoding="utf-8").splitlines()
+    ]
+
+
+@pytest.mark.slow
+def test_sidecar_ships_a_go_panic_as_one_record(go_service: Path, tmp_path: Path) -> None:
+    # -crash panics; the service copies the runtime's crash output into its log file
+    # (debug.SetCrashOutput), between its JSON lines.
+    logs = tmp_path / "logs"
+    proc = subprocess.run(
+        [str(go_service), "-crash", "-log", str(logs / "go-service.log")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    dump = proc.stderr.rstrip("\n")
+    assert dump.startswith("panic: runtime error: index out of range [5] with length 2")
+    assert "\ngoroutine 1 [running]:\n" in dump
+    text = (logs / "go-service.log").read_text(encoding="utf-8")
+    assert text.endswith(proc.stderr)  # the same dump, in the log file
+
+    shipped = _run_sidecar(logs, tmp_path)
+    assert not (tmp_path / "state" / "quarantine" / "quarantine.ndjson").exists()
+    assert [rec["message"] for rec in shipped] == [
+        "processing order",
+        "panic: runtime error: index out of range [5] with length 2",
+    ]
+    crash = shipped[1]
+    assert crash["error.stack"] == dump  # the whole goroutine dump, one record
+    assert crash["level"] == "ERROR" and crash["service"] == "go-service"
+    assert crash["crash"] == "go-panic" and "trace_id" not in crash
+    assert crash["environment"] == "test"
