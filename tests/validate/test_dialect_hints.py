@@ -115,3 +115,26 @@ def test_crash_output_is_named(tmp_path: Path) -> None:
             f"{name}.log:2:1: OBS001: invalid JSON: invalid character; looks like {title}; "
             "the sidecar groups it into one record"
         ]
+
+
+def test_hints_are_the_same_whatever_the_workers(tmp_path: Path) -> None:
+    """A file cut into byte ranges for several workers: the first dialect line of the file,
+    and only it, carries the hint, exactly as with one process (hints are added where the
+    reports are put back in order)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from obskit.schema.policy import Policy
+    from obskit.validate.reporters import render
+    from obskit.validate.runner import run_validation
+
+    big = tmp_path / "orders.log"
+    lines = SLOG.read_bytes().splitlines(keepends=True)
+    big.write_bytes(b"".join(lines * 300))
+    one = run_validation([str(big)], Policy(), jobs=1)
+    with ProcessPoolExecutor(2) as pool:
+        many = run_validation(
+            [str(big)], Policy(), jobs=2, range_bytes=4096, executor=pool, dialect=None
+        )
+    assert render(many, "text") == render(one, "text")
+    hinted = [r for f in many.files for r in f.reports if "looks like" in r.violations[0].message]
+    assert [r.line for r in hinted] == [1]
