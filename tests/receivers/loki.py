@@ -35,12 +35,9 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
 import gzip
 import json
 import signal
-import socket
-import struct
 import threading
 import time
 import urllib.parse
@@ -54,6 +51,7 @@ from typing import Any
 import cramjam
 
 from . import loki_logql
+from .faults import FaultInjection, serve_fault
 from .loki_wire import (
     DecodeError,
     LabelParseError,
@@ -121,16 +119,6 @@ class Limits:
 
 
 @dataclass
-class Fault:
-    kind: str  # "status" | "stall" | "reset"
-    status: int = 500
-    body: str = "internal server error"
-    retry_after: str | None = None
-    seconds: float = 0.0
-    store: bool = False  # process the push before failing (the request DID land)
-
-
-@dataclass
 class StoredEntry:
     tenant: str
     labels: dict[str, str]
@@ -175,7 +163,7 @@ class HTTPError(Exception):
         self.text = text
 
 
-class LokiReceiver:
+class LokiReceiver(FaultInjection):
     """The server. Use as a context manager or ``start()``/``stop()``; ``url`` is its base."""
 
     def __init__(self, limits: Limits | None = None, *, store: str = "full") -> None:
@@ -185,9 +173,7 @@ class LokiReceiver:
         self.lock = threading.RLock()
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._seq = 0
-        self._faults: list[Fault] = []
-        self._outage_until = 0.0
-        self._outage_status = 503
+        self._init_faults()
         self._buckets: dict[str, tuple[float, float]] = {}
         self._stopping = threading.Event()
         self._results_cache: dict[tuple[str, str, int, int, int], dict[str, Any]] = {}
@@ -230,43 +216,6 @@ class LokiReceiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    # --- fault injection -------------------------------------------------------------------
-    def fail_next(
-        self,
-        n: int = 1,
-        status: int = 500,
-        *,
-        body: str | None = None,
-        retry_after: str | None = None,
-        store: bool = False,
-    ) -> None:
-        """Answer the next ``n`` pushes with ``status`` (after storing them if ``store``)."""
-        text = body if body is not None else _default_body(status)
-        with self.lock:
-            self._faults += [Fault("status", status, text, retry_after, store=store)] * n
-
-    def stall_next(self, n: int = 1, seconds: float = 5.0, *, store: bool = True) -> None:
-        """Hold the next ``n`` pushes for ``seconds`` before answering 204 (stored first by
-        default, so a client that timed out and resends makes a duplicate)."""
-        with self.lock:
-            self._faults += [Fault("stall", seconds=seconds, store=store)] * n
-
-    def reset_next(self, n: int = 1, *, store: bool = False) -> None:
-        """Reset the TCP connection on the next ``n`` pushes without an answer."""
-        with self.lock:
-            self._faults += [Fault("reset", store=store)] * n
-
-    def outage(self, seconds: float, status: int = 503) -> None:
-        """Answer every push with ``status`` for ``seconds`` from now."""
-        with self.lock:
-            self._outage_until = time.monotonic() + seconds
-            self._outage_status = status
-
-    def clear_faults(self) -> None:
-        with self.lock:
-            self._faults.clear()
-            self._outage_until = 0.0
 
     # --- inspection ------------------------------------------------------------------------
     def entries(self, tenant: str | None = None) -> list[StoredEntry]:
@@ -868,33 +817,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _push(self, tenant: str, body: bytes) -> None:
         rx = self.rx
+        fault = rx.take_fault()
         with rx.lock:
             rx.counters.push_requests += 1
-            fault = rx._faults.pop(0) if rx._faults else None
-            if fault is None and time.monotonic() < rx._outage_until:
-                fault = Fault("status", rx._outage_status, _default_body(rx._outage_status))
             if fault is not None:
                 rx.counters.faults_served += 1
         ctype = self.headers.get("Content-Type", "application/x-protobuf")
         cenc = self.headers.get("Content-Encoding", "")
+        status, text = 204, ""
         if fault is None or fault.store:
             status, text = rx.handle_push(tenant, body, ctype, cenc)
         if fault is None:
             self._reply(status, text)
             return
-        if fault.kind == "reset":
-            self.close_connection = True
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            return
-        if fault.kind == "stall":
-            rx._stopping.wait(fault.seconds)
-            # The client has usually given up by now: that is the point.
-            with contextlib.suppress(OSError):
-                self._reply(status if fault.store else 204, text if fault.store else "")
-            return
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-        self._reply(fault.status, fault.body, headers=headers)
+        serve_fault(
+            self,
+            fault,
+            rx._stopping,
+            lambda code, msg, hdrs: self._reply(
+                code, msg if msg is not None else _default_body(code), headers=hdrs
+            ),
+            lambda: self._reply(status, text),
+        )
 
 
 @contextmanager
