@@ -47,7 +47,6 @@ MAX_DEPTH = 16
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 _pack_q = struct.Struct("<Q").pack
 _pack_d = struct.Struct("<d").pack
-_HEX = frozenset("0123456789abcdefABCDEF")
 
 # Tags: (field number << 3) | wire type (0 varint, 1 fixed64, 2 length-delimited).
 _T_TIME = b"\x09"  # LogRecord.time_unix_nano = 1 (fixed64)
@@ -150,9 +149,8 @@ def _json_text(v: Any) -> str:
     return msgspec.json.encode(v).decode()
 
 
-def pb_attributes(pairs: Sequence[tuple[str, Any]], tag: bytes = _T_ATTR) -> bytes:
-    """Repeated ``KeyValue`` fields (``LogRecord.attributes``, ``Resource.attributes`` with
-    ``tag=b"\\x0a"``)."""
+def pb_attributes(pairs: Sequence[tuple[str, Any]], tag: bytes) -> bytes:
+    """Repeated ``KeyValue`` fields with ``tag`` (``Resource.attributes``: ``b"\\x0a"``)."""
     out = []
     for k, v in pairs:
         kv = _pb_kv(k, v, 1)
@@ -168,15 +166,46 @@ def _severity_headers() -> dict[str, bytes]:
 
 
 _SEV_HDR = _severity_headers()
+#: ``LogRecord.body`` field header plus the ``string_value`` header, by message length.
+_BODY_HDR = [_T_BODY + bytes((n + 2,)) + b"\x0a" + bytes((n,)) for n in range(126)]
 
 
 def trace_bytes(value: object, size: int) -> bytes | None:
     """A W3C trace (``size`` 16) or span (8) id as bytes, or None when ``value`` is not
     ``2*size`` hex characters, or is all zeros (OTLP's "no id")."""
-    if type(value) is not str or len(value) != 2 * size or not _HEX.issuperset(value):
+    if type(value) is not str or len(value) != 2 * size:
         return None
-    raw = bytes.fromhex(value)
-    return raw if any(raw) else None
+    try:
+        raw = bytes.fromhex(value)  # also takes spaces: then fewer bytes, refused below
+    except ValueError:
+        return None
+    return raw if len(raw) == size and raw.count(0) != size else None
+
+
+#: Encoded attribute fields of recent (key, string or bool value) pairs: low-cardinality
+#: context (``logger``, ``env``...) repeats line after line.
+_FIELDS: dict[tuple[str, Any], bytes] = {}
+
+
+def pb_attribute(k: str, v: Any) -> bytes:
+    """One ``LogRecord.attributes`` field (tag, length, ``KeyValue``)."""
+    t = type(v)
+    if t is str or t is bool:
+        key = (k, v)
+        f = _FIELDS.get(key)
+        if f is not None:
+            return f
+        kv = _pb_kv(k, v, 1)
+        n = len(kv)
+        f = _T_ATTR + (SMALL[n] if n < 16384 else varint(n)) + kv
+        if t is bool or len(v) <= 128:
+            if len(_FIELDS) > 4096:
+                _FIELDS.clear()
+            _FIELDS[key] = f
+        return f
+    kv = _pb_kv(k, v, 1)
+    n = len(kv)
+    return _T_ATTR + (SMALL[n] if n < 16384 else varint(n)) + kv
 
 
 # --- JSON ----------------------------------------------------------------------------------
@@ -236,6 +265,8 @@ class LogEncoder:
         scope: dict[str, str] = {"name": SCOPE_NAME}
         if scope_version:
             scope["version"] = scope_version
+        self._observed = 0
+        self._observed_field = b""
         if self.json:
             self._scope = orjson.dumps(scope)
         else:
@@ -244,7 +275,8 @@ class LogEncoder:
     def attributes(
         self, line: bytes, rec: Record, tid: bytes | None, sid: bytes | None
     ) -> list[tuple[str, Any]]:
-        """The line's keys that become attributes (see the module docstring)."""
+        """The line's keys that become attributes, in line order (see the module docstring:
+        a schema key is left out when the first-class field carries its value)."""
         if self.body_line:
             return []
         obj = decode_line(line)
@@ -287,18 +319,30 @@ class LogEncoder:
                 if sid is not None:
                     d["spanId"] = sid.hex()
             return orjson.dumps(d)
-        bb = _pb_str(body)
-        parts = [
-            _T_TIME + _pack_q(ts) if ts else b"",
-            _SEV_HDR[rec.level],
-            _T_BODY + varint(len(bb)) + bb,
-            pb_attributes(attrs) if attrs else b"",
-            _T_TRACE + tid if tid is not None else b"",
-            _T_SPAN + sid if sid is not None else b"",
-            _T_OBSERVED + _pack_q(observed) if observed else b"",
-        ]
-        msg = b"".join(parts)
-        return _T_RECORD + varint(len(msg)) + msg
+        bb = body.encode()
+        n = len(bb)
+        if n < 126:  # body AnyValue and its field header in two lookups
+            head = _BODY_HDR[n]
+        else:
+            av = b"\x0a" + varint(n)
+            head = _T_BODY + varint(len(av) + n) + av
+        if observed != self._observed:
+            self._observed = observed
+            self._observed_field = _T_OBSERVED + _pack_q(observed) if observed else b""
+        msg = b"".join(
+            (
+                _T_TIME + _pack_q(ts) if ts else b"",
+                _SEV_HDR[rec.level],
+                head,
+                bb,
+                b"".join([pb_attribute(k, v) for k, v in attrs]),
+                _T_TRACE + tid if tid is not None else b"",
+                _T_SPAN + sid if sid is not None else b"",
+                self._observed_field,
+            )
+        )
+        n = len(msg)
+        return _T_RECORD + (SMALL[n] if n < 16384 else varint(n)) + msg
 
     def resource(self, attributes: Sequence[tuple[str, Any]]) -> bytes:
         """A ``Resource`` with ``attributes``: message bytes, or a JSON object."""

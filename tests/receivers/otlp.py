@@ -30,6 +30,7 @@ import base64
 import gzip
 import json
 import signal
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -210,9 +211,14 @@ class OTLPReceiver(FaultInjection):
         self._init_faults()
         self.server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.scheme = "http"
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> OTLPReceiver:
+    def start(
+        self, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None
+    ) -> OTLPReceiver:
+        """Serve on ``host:port`` (an ephemeral port by default); ``tls``: (certificate, key)
+        PEM files to serve HTTPS."""
         receiver = self
 
         class Handler(_Handler):
@@ -220,6 +226,11 @@ class OTLPReceiver(FaultInjection):
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
+        if tls is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
@@ -245,7 +256,7 @@ class OTLPReceiver(FaultInjection):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     # --- inspection ------------------------------------------------------------------------
     def records(self) -> list[StoredRecord]:
@@ -390,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
         if n < 0 or n > rx.limits.max_body_bytes:
             # Not read (bounded memory): the connection cannot be reused.
             self.close_connection = True
-            self._error(413, f"request body too large: {n} bytes", False)
+            self._error(413, f"request body too large: {n} bytes", False, {"Connection": "close"})
             return
         body = self.rfile.read(n) if n else b""
         path = self.path.partition("?")[0]
