@@ -286,6 +286,35 @@ class LokiReceiver(FaultInjection):
                 streams = decode_protobuf(raw)
         except (DecodeError, OSError, EOFError) as exc:
             return 400, str(exc)
+        return self.ingest(tenant, streams)
+
+    def handle_otlp(self, tenant: str, body: bytes, ctype: str, cenc: str) -> tuple[int, str]:
+        """``POST /otlp/v1/logs``: OTLP/HTTP mapped to streams as Loki does
+        (:mod:`.loki_otlp`), then validated and stored like a push."""
+        from . import loki_otlp
+        from .otlp import HTTPError as OTLPError
+        from .otlp import decode_request
+
+        if cenc not in ("", "gzip"):
+            return (
+                400,
+                f"unsupported content encoding {cenc}: only gzip, lz4 and zstd are supported",
+            )
+        if ctype not in ("application/x-protobuf", "application/json"):
+            return 400, f"content type: {ctype} is not supported"
+        try:
+            streams = loki_otlp.to_streams(decode_request(body, ctype, cenc))
+        except OTLPError as exc:
+            return 400, exc.text
+        except ValueError as exc:
+            return 400, f"symbolizer lookup: {exc}"
+        if not streams:
+            return 204, ""
+        return self.ingest(tenant, streams)
+
+    def ingest(self, tenant: str, streams: list[Stream]) -> tuple[int, str]:
+        """Validate and store decoded streams: Loki's distributor and ingester."""
+        lim = self.limits
         for st in streams:
             # Loki 3's push parser parses every stream's labels first (to add service_name);
             # one unparsable selector fails the whole request.
@@ -782,6 +811,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/loki/api/v1/push" and self.command == "POST":
             self._push(tenant, body)
+        elif path == "/otlp/v1/logs" and self.command == "POST":
+            self._push(tenant, body, otlp=True)
         elif path in ("/loki/api/v1/query_range", "/loki/api/v1/query"):
             params = dict(urllib.parse.parse_qsl(qs))
             if self.command == "POST" and body:
@@ -815,7 +846,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, "404 page not found")
 
-    def _push(self, tenant: str, body: bytes) -> None:
+    def _push(self, tenant: str, body: bytes, otlp: bool = False) -> None:
         rx = self.rx
         fault = rx.take_fault()
         with rx.lock:
@@ -826,19 +857,38 @@ class _Handler(BaseHTTPRequestHandler):
         cenc = self.headers.get("Content-Encoding", "")
         status, text = 204, ""
         if fault is None or fault.store:
-            status, text = rx.handle_push(tenant, body, ctype, cenc)
+            handle = rx.handle_otlp if otlp else rx.handle_push
+            status, text = handle(tenant, body, ctype.split(";")[0].strip(), cenc)
+        reply = self._otlp_reply if otlp else self._reply
         if fault is None:
-            self._reply(status, text)
+            reply(status, text)
             return
         serve_fault(
             self,
             fault,
             rx._stopping,
-            lambda code, msg, hdrs: self._reply(
+            lambda code, msg, hdrs: reply(
                 code, msg if msg is not None else _default_body(code), headers=hdrs
             ),
-            lambda: self._reply(status, text),
+            lambda: reply(status, text),
         )
+
+    def _otlp_reply(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        """Loki's ``OTLPError``: 500 becomes 503 (retryable for OTLP clients), the body is a
+        protobuf ``google.rpc.Status`` with the text, and (a quirk of Loki: the header is set
+        after ``WriteHeader``) no Content-Type."""
+        if status < 300:
+            self._reply(204)
+            return
+        from .otlp import status_body
+
+        data = status_body(text, False)
+        self.send_response(503 if status == 500 else status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 @contextmanager
