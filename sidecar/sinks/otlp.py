@@ -113,7 +113,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     headers: dict[str, str] = {}
     #: Headers whose values are secrets, by reference: ``{x-api-key: {env: API_KEY}}``.
     secret_headers: dict[str, SecretRef] = {}
-    #: Basic auth or a bearer token, by reference (see ``sinks[].auth``).
+    #: Basic auth, a bearer token or an API key, by reference (see ``sinks[].auth``).
     auth: AuthConfig | None = None
     #: CA bundle, client certificate (see ``sinks[].tls``).
     tls: TLSConfig | None = None

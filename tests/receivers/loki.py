@@ -21,6 +21,9 @@ and ``instance.go``):
   still in the stream's head block (``head_block_bytes``); later copies are stored: Loki's
   "partial" deduplication. Both outcomes are counted.
 * Ingestion rate limit per tenant (token bucket) -> 429 with Loki's text.
+* ``POST /otlp/v1/logs``: OTLP/HTTP logs mapped to streams as Loki 3 does
+  (:mod:`.loki_otlp`), then validated and stored like a push; answers 204, or the error with
+  a protobuf ``google.rpc.Status`` body (500 turned into 503), as Loki's ``OTLPError`` does.
 * ``GET/POST /loki/api/v1/query_range`` with the LogQL subset of :mod:`.loki_logql`,
   ``limit`` / ``max_entries_limit_per_query``, ``max_query_length``, ``direction`` and both
   result shapes (labels folded, or ``categorize-labels``). ``/loki/api/v1/query`` answers a
@@ -908,8 +911,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port-file")
     ap.add_argument("--store", choices=("full", "count"), default="count")
     ap.add_argument("--stats-file", help="write counters here as JSON on exit")
+    ap.add_argument(
+        "--accept-old",
+        action="store_true",
+        help="accept entries of any age (benchmarks replay a fixed corpus)",
+    )
     args = ap.parse_args(argv)
-    rx = LokiReceiver(store=args.store).start(port=args.port)
+    limits = (
+        Limits(reject_old_samples=False, max_chunk_age=10**6 * HOUR) if args.accept_old else None
+    )
+    rx = LokiReceiver(limits, store=args.store).start(port=args.port)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
