@@ -236,7 +236,7 @@ def read_line(
             source=source,
             raw=text,
             fields=dict(labels) if otlp else {},
-            problems=[] if otlp else [why_not_json(line)],
+            problems=[] if otlp else ["not a JSON object"],
         )
     tid = obj.get("trace_id")
     if isinstance(tid, str) and tid.lower() != trace_id:

@@ -8,8 +8,8 @@ from typing import Any
 
 import msgspec
 
+from obskit._durations import dec_hook
 from obskit.schema import Policy, validate_chunk
-from sidecar.durations import dec_hook
 from sidecar.sinks.base import Batch
 from sidecar.sinks.otlp import Config, OTLPSink
 from tests.sinks.loki.helpers import RecordingMetrics
