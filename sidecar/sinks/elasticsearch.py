@@ -43,7 +43,7 @@ from obskit._http import (
     make_client,
     retry_after,
 )
-from sidecar.sinks.base import Batch, Sink
+from sidecar.sinks.base import Batch, Sink, cut_by_size
 from sidecar.sinks.compress import gzip as _gzip
 from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.es_bulk import (
@@ -239,22 +239,7 @@ class ElasticsearchSink(Sink):
         """``_bulk`` requests bounded by bytes (before compression) and documents; a line
         that cannot be encoded goes alone (its attempt fails, and is isolated)."""
         items = self._context(batch).items
-        max_bytes, max_docs = self.config.batch_max_bytes, self.config.batch_max_docs
-        out: list[list[int]] = []
-        idx: list[int] = []
-        size = 0
-        for i, data in enumerate(items):
-            if data is None:
-                out.append([i])
-                continue
-            if idx and (size + len(data) > max_bytes or len(idx) >= max_docs):
-                out.append(idx)
-                idx, size = [], 0
-            idx.append(i)
-            size += len(data)
-        if idx:
-            out.append(idx)
-        return out
+        return cut_by_size(items, self.config.batch_max_bytes, self.config.batch_max_docs)
 
     # -------------------------------------------------------------------- attempt
 

@@ -56,7 +56,7 @@ from obskit._http import (
     retry_after,
 )
 from obskit.secrets import resolve_secret
-from sidecar.sinks.base import Batch, Sink
+from sidecar.sinks.base import Batch, Sink, cut_by_size
 from sidecar.sinks.compress import gzip
 from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.otlp_encode import LogEncoder
@@ -279,23 +279,7 @@ class OTLPSink(Sink):
     def parts(self, batch: Batch) -> list[list[int]]:
         """Requests of at most ``batch_max_bytes`` of encoded records (in batch order); a
         record that cannot be encoded goes alone."""
-        records = self._context(batch).records
-        limit = int(self.config.batch_max_bytes)
-        out: list[list[int]] = []
-        idx: list[int] = []
-        size = 0
-        for i, data in enumerate(records):
-            if data is None:
-                out.append([i])
-                continue
-            if idx and size + len(data) > limit:
-                out.append(idx)
-                idx, size = [], 0
-            idx.append(i)
-            size += len(data)
-        if idx:
-            out.append(idx)
-        return out
+        return cut_by_size(self._context(batch).records, int(self.config.batch_max_bytes))
 
     def _resource(self, service: str, static: dict[str, str]) -> bytes:
         with self._lock:

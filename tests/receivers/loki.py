@@ -48,7 +48,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import cramjam
@@ -69,6 +69,7 @@ from .loki_wire import (
     parse_time_param,
     rfc3339,
 )
+from .served import Served
 
 HOUR = 3600 * 10**9
 MIB = 1024 * 1024
@@ -166,7 +167,7 @@ class HTTPError(Exception):
         self.text = text
 
 
-class LokiReceiver(FaultInjection):
+class LokiReceiver(Served, FaultInjection):
     """The server. Use as a context manager or ``start()``/``stop()``; ``url`` is its base."""
 
     def __init__(self, limits: Limits | None = None, *, store: str = "full") -> None:
@@ -177,48 +178,10 @@ class LokiReceiver(FaultInjection):
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._seq = 0
         self._init_faults()
+        self._init_server()
         self._buckets: dict[str, tuple[float, float]] = {}
-        self._stopping = threading.Event()
         self._results_cache: dict[tuple[str, str, int, int, int], dict[str, Any]] = {}
         self.now_ns: Any = time.time_ns  # tests may pin the clock
-        self.server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> LokiReceiver:
-        receiver = self
-
-        class Handler(_Handler):
-            rx = receiver
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> LokiReceiver:
-        return self.start() if self.server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     # --- inspection ------------------------------------------------------------------------
     def entries(self, tenant: str | None = None) -> list[StoredEntry]:
@@ -892,6 +855,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+LokiReceiver.handler = _Handler
 
 
 @contextmanager

@@ -30,13 +30,12 @@ import base64
 import gzip
 import json
 import signal
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from google.protobuf import json_format
@@ -48,6 +47,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from .faults import FaultInjection, serve_fault
+from .served import Served
 
 MIB = 1024 * 1024
 PROTOBUF = "application/x-protobuf"
@@ -196,7 +196,7 @@ def flatten(req: Any) -> list[StoredRecord]:
     return out
 
 
-class OTLPReceiver(FaultInjection):
+class OTLPReceiver(Served, FaultInjection):
     """The server. Use as a context manager or ``start()``/``stop()``; :attr:`url` is its
     base (append ``/v1/logs``, or give it to the sink, which does)."""
 
@@ -207,56 +207,8 @@ class OTLPReceiver(FaultInjection):
         self.lock = threading.RLock()
         self._records: list[StoredRecord] = []
         self.requests_seen: list[dict[str, str]] = []  # headers of each export request
-        self._stopping = threading.Event()
         self._init_faults()
-        self.server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.scheme = "http"
-
-    # --- lifecycle -------------------------------------------------------------------------
-    def start(
-        self, host: str = "127.0.0.1", port: int = 0, tls: tuple[str, str] | None = None
-    ) -> OTLPReceiver:
-        """Serve on ``host:port`` (an ephemeral port by default); ``tls``: (certificate, key)
-        PEM files to serve HTTPS."""
-        receiver = self
-
-        class Handler(_Handler):
-            rx = receiver
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        if tls is not None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(*tls)
-            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-            self.scheme = "https"
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> OTLPReceiver:
-        return self.start() if self.server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.port}"
+        self._init_server()
 
     # --- inspection ------------------------------------------------------------------------
     def records(self) -> list[StoredRecord]:
@@ -455,6 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
             ),
             outcome,
         )
+
+
+OTLPReceiver.handler = _Handler
 
 
 @contextmanager
