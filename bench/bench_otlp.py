@@ -15,10 +15,7 @@ official runtime) and only count what they store.
 from __future__ import annotations
 
 import argparse
-import itertools
-import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -31,45 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import write_corpus  # noqa: E402
-from obskit.schema import Policy, validate_chunk  # noqa: E402
+from bench.harness import batches, corpus_prefix, cpu, start_receiver, stop_receiver  # noqa: E402
 from sidecar.sinks.base import Batch  # noqa: E402
 from sidecar.sinks.compress import gzip  # noqa: E402
 from sidecar.sinks.otlp import Config, OTLPSink, resource_attributes  # noqa: E402
 
 RECEIVERS = {"otlp": "tests.receivers.otlp", "loki": "tests.receivers.loki"}
-
-
-def start_receiver(kind: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    port_file, stats = tmp / f"{kind}-port", tmp / f"{kind}-stats.json"
-    proc = subprocess.Popen(
-        [
-            *(sys.executable, "-m", RECEIVERS[kind], "--port", "0"),
-            *("--port-file", str(port_file), "--store", "count", "--stats-file", str(stats)),
-            # The corpus has fixed dates: the Loki stand-in must not refuse them as too old.
-            *(["--accept-old"] if kind == "loki" else []),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while not port_file.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit(f"{kind} receiver did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text()}", stats
-
-
-def stop_receiver(proc: subprocess.Popen[bytes], stats: Path) -> dict[str, int]:
-    proc.terminate()
-    proc.wait(timeout=30)
-    return dict(json.loads(stats.read_text())) if stats.exists() else {}
-
-
-def corpus_prefix(corpus: Path, lines: int, dest: Path) -> int:
-    with corpus.open("rb") as src, dest.open("wb") as out:
-        for line in itertools.islice(src, lines):
-            out.write(line)
-    return dest.stat().st_size
 
 
 def run_e2e(kind: str, corpus: Path, lines: int, extra: str = "") -> dict[str, Any]:
@@ -78,7 +42,9 @@ def run_e2e(kind: str, corpus: Path, lines: int, extra: str = "") -> dict[str, A
         logs = tmp / "logs"
         logs.mkdir()
         size = corpus_prefix(corpus, lines, logs / "app.log")
-        rx, url, stats_file = start_receiver(kind, tmp)
+        rx, url, stats_file = start_receiver(
+            RECEIVERS[kind], tmp, *(["--accept-old"] if kind == "loki" else [])
+        )
         try:
             cfg = tmp / "sidecar.yaml"
             cfg.write_text(
@@ -120,34 +86,6 @@ def run_e2e(kind: str, corpus: Path, lines: int, extra: str = "") -> dict[str, A
     return out
 
 
-def batches(corpus: Path, lines: int, size: int = 20000) -> list[Batch]:
-    out = []
-    with corpus.open("rb") as f:
-        for seq in itertools.count():
-            chunk = b"".join(itertools.islice(f, size))
-            if not chunk or seq * size >= lines:
-                break
-            res = validate_chunk(chunk, Policy())
-            keep = [i for i, r in enumerate(res.records) if r is not None]
-            out.append(
-                Batch(
-                    seq,
-                    [res.lines[i] for i in keep],
-                    [res.records[i] for i in keep],  # type: ignore[misc]
-                    offsets=keep,
-                    runs=[(0, f"bench-{seq}")],
-                    static={"host": "bench", "environment": "prod", "image_version": "v1"},
-                    read_time=time.time(),
-                )
-            )
-    return out
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def run_encode_compare(bs: list[Batch]) -> None:
     from tests.sinks.otlp.official import official_request
 
@@ -187,7 +125,7 @@ def run_encode_compare(bs: list[Batch]) -> None:
 
 def run_sink(bs: list[Batch]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-otlp-") as t:
-        rx, url, stats_file = start_receiver("otlp", Path(t))
+        rx, url, stats_file = start_receiver(RECEIVERS["otlp"], Path(t))
         try:
             sink = OTLPSink("bench", Config(url=url))
             sink.start()
@@ -221,7 +159,8 @@ def main() -> None:
             extra = args.otlp_extra.replace("\\n", "\n") if kind == "otlp" else ""
             run_e2e(kind.strip(), args.corpus, args.lines, extra)
     if args.mode in ("encode", "sink", "all"):
-        bs = batches(args.corpus, args.lines)
+        static = {"host": "bench", "environment": "prod", "image_version": "v1"}
+        bs = batches(args.corpus, args.lines, static=static)
         if args.mode in ("encode", "all"):
             run_encode_compare(bs)
         if args.mode in ("sink", "all"):

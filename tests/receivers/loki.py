@@ -40,7 +40,6 @@ import argparse
 import bisect
 import gzip
 import json
-import signal
 import threading
 import time
 import urllib.parse
@@ -69,7 +68,7 @@ from .loki_wire import (
     parse_time_param,
     rfc3339,
 )
-from .served import Served
+from .served import Served, serve_cli
 
 HOUR = 3600 * 10**9
 MIB = 1024 * 1024
@@ -871,38 +870,20 @@ def running(limits: Limits | None = None, store: str = "full") -> Iterator[LokiR
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.receivers.loki --port 0 --port-file F --store count``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--port-file")
-    ap.add_argument("--store", choices=("full", "count"), default="count")
-    ap.add_argument("--stats-file", help="write counters here as JSON on exit")
-    ap.add_argument(
-        "--accept-old",
-        action="store_true",
-        help="accept entries of any age (benchmarks replay a fixed corpus)",
-    )
-    args = ap.parse_args(argv)
-    limits = (
-        Limits(reject_old_samples=False, max_chunk_age=10**6 * HOUR) if args.accept_old else None
-    )
-    rx = LokiReceiver(limits, store=args.store).start(port=args.port)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    if args.port_file:
-        with open(args.port_file + ".tmp", "w") as f:
-            f.write(str(rx.port))
-        import os
+    """``python -m tests.receivers.loki --port 0 --port-file F --store count [--accept-old]``."""
 
-        os.replace(args.port_file + ".tmp", args.port_file)
-    print(f"listening on {rx.url}", flush=True)
-    done.wait()
-    if args.stats_file:
-        with open(args.stats_file, "w") as f:
-            json.dump(rx.stats(), f)
-    rx.stop()
-    return 0
+    def options(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument(
+            "--accept-old",
+            action="store_true",
+            help="accept entries of any age (benchmarks replay a fixed corpus)",
+        )
+
+    def make(args: argparse.Namespace) -> LokiReceiver:
+        old = Limits(reject_old_samples=False, max_chunk_age=10**6 * HOUR)
+        return LokiReceiver(old if args.accept_old else None, store=args.store)
+
+    return serve_cli(make, __doc__.splitlines()[0], argv, options)
 
 
 if __name__ == "__main__":

@@ -25,11 +25,9 @@ the others and answers 400 with the reasons (what Loki's ``/otlp`` endpoint does
 
 from __future__ import annotations
 
-import argparse
 import base64
 import gzip
 import json
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,7 +45,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from .faults import FaultInjection, serve_fault
-from .served import Served
+from .served import Served, serve_cli
 
 MIB = 1024 * 1024
 PROTOBUF = "application/x-protobuf"
@@ -424,29 +422,7 @@ def running(limits: Limits | None = None, store: str = "full") -> Iterator[OTLPR
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m tests.receivers.otlp --port 0 --port-file F --store count``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--port-file")
-    ap.add_argument("--store", choices=("full", "count"), default="count")
-    ap.add_argument("--stats-file", help="write counters here as JSON on exit")
-    args = ap.parse_args(argv)
-    rx = OTLPReceiver(store=args.store).start(port=args.port)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    if args.port_file:
-        import os
-
-        with open(args.port_file + ".tmp", "w") as f:
-            f.write(str(rx.port))
-        os.replace(args.port_file + ".tmp", args.port_file)
-    print(f"listening on {rx.url}", flush=True)
-    done.wait()
-    if args.stats_file:
-        with open(args.stats_file, "w") as f:
-            json.dump(rx.stats(), f)
-    rx.stop()
-    return 0
+    return serve_cli(lambda args: OTLPReceiver(store=args.store), __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

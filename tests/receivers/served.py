@@ -4,8 +4,13 @@ bounded shutdown."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import signal
 import ssl
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -61,3 +66,36 @@ class Served:
     @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
+
+
+def serve_cli(
+    make: Callable[[argparse.Namespace], Served],
+    description: str,
+    argv: list[str] | None = None,
+    options: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> int:
+    """A receiver as a process, for benchmarks: ``--port 0 --port-file F --store count
+    --stats-file S``; serves until SIGTERM/SIGINT, then writes its counters (``stats()``)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--store", choices=("full", "count"), default="count")
+    ap.add_argument("--stats-file", help="write counters here as JSON on exit")
+    if options is not None:
+        options(ap)
+    args = ap.parse_args(argv)
+    rx = make(args).start(port=args.port)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    if args.port_file:
+        with open(args.port_file + ".tmp", "w") as f:
+            f.write(str(rx.port))
+        os.replace(args.port_file + ".tmp", args.port_file)
+    print(f"listening on {rx.url}", flush=True)
+    done.wait()
+    if args.stats_file:
+        with open(args.stats_file, "w") as f:
+            json.dump(rx.stats(), f)  # type: ignore[attr-defined]
+    rx.stop()
+    return 0
