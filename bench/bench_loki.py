@@ -13,9 +13,7 @@ count``) validates every entry like Loki but only counts what it stores.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -24,55 +22,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LOKI = "tests.receivers.loki"
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import write_corpus  # noqa: E402
-from obskit.schema import Policy, validate_chunk  # noqa: E402
+from bench.harness import batches, corpus_prefix, cpu, start_receiver, stop_receiver  # noqa: E402
 from sidecar.sinks.base import Batch  # noqa: E402
 from sidecar.sinks.loki import Config, LokiSink  # noqa: E402
 from sidecar.sinks.loki_proto import compress  # noqa: E402
-
-
-def start_receiver(tmp: Path, store: str = "count") -> tuple[subprocess.Popen[bytes], str, Path]:
-    port_file, stats = tmp / "port", tmp / "receiver-stats.json"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.receivers.loki",
-            "--port",
-            "0",
-            "--port-file",
-            str(port_file),
-            "--store",
-            store,
-            "--stats-file",
-            str(stats),
-        ],
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 20
-    while not port_file.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("receiver did not start")
-        time.sleep(0.05)
-    return proc, f"http://127.0.0.1:{port_file.read_text()}", stats
-
-
-def stop_receiver(proc: subprocess.Popen[bytes], stats: Path) -> dict[str, int]:
-    import json
-
-    proc.terminate()
-    proc.wait(timeout=30)
-    return json.loads(stats.read_text()) if stats.exists() else {}
-
-
-def corpus_prefix(corpus: Path, lines: int, dest: Path) -> int:
-    """Copy the first ``lines`` lines of the corpus; returns the byte size."""
-    with corpus.open("rb") as src, dest.open("wb") as out:
-        for line in itertools.islice(src, lines):
-            out.write(line)
-    return dest.stat().st_size
 
 
 def run_e2e(corpus: Path, lines: int, extra: str = "") -> None:
@@ -81,7 +38,7 @@ def run_e2e(corpus: Path, lines: int, extra: str = "") -> None:
         logs = tmp / "logs"
         logs.mkdir()
         size = corpus_prefix(corpus, lines, logs / "app.log")
-        rx, url, stats_file = start_receiver(tmp)
+        rx, url, stats_file = start_receiver(LOKI, tmp, "--accept-old")
         try:
             cfg = tmp / "sidecar.yaml"
             cfg.write_text(
@@ -114,33 +71,6 @@ def run_e2e(corpus: Path, lines: int, extra: str = "") -> None:
             f"({lines / cpu:,.0f} lines per CPU-second)"
         )
         print(f"  sidecar peak RSS {ru.ru_maxrss / 1024:.1f} MiB")
-
-
-def batches(corpus: Path, lines: int, size: int = 20000) -> list[Batch]:
-    out = []
-    with corpus.open("rb") as f:
-        for seq in itertools.count():
-            chunk = b"".join(itertools.islice(f, size))
-            if not chunk or seq * size >= lines:
-                break
-            res = validate_chunk(chunk, Policy())
-            keep = [i for i, r in enumerate(res.records) if r is not None]
-            out.append(
-                Batch(
-                    seq,
-                    [res.lines[i] for i in keep],
-                    [res.records[i] for i in keep],  # type: ignore[misc]
-                    offsets=keep,
-                    runs=[(0, "bench")],
-                    static={"host": "bench"},
-                )
-            )
-    return out
-
-
-def cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 def run_encode_compare(bs: list[Batch]) -> None:
@@ -186,7 +116,7 @@ def run_encode_compare(bs: list[Batch]) -> None:
 
 def run_sink(bs: list[Batch]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-loki-") as t:
-        rx, url, stats_file = start_receiver(Path(t))
+        rx, url, stats_file = start_receiver(LOKI, Path(t), "--accept-old")
         try:
             sink = LokiSink("bench", Config(url=url))
             sink.start()

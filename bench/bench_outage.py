@@ -243,10 +243,10 @@ def main() -> None:
     rx = None
     url = a.loki
     if url is None:
-        from bench.bench_loki import start_receiver
+        from bench.harness import start_receiver
 
         tmp = Path(tempfile.mkdtemp(prefix="bench-outage-rx-"))
-        rx, url, _ = start_receiver(tmp, store="full")
+        rx, url, _ = start_receiver("tests.receivers.loki", tmp, store="full")
     try:
         print(
             f"{a.rate * a.seconds:,.0f} lines at {a.rate:,}/s into 3 files rotated every 3 s"

@@ -579,7 +579,7 @@ def _sink_specs(
         body = dict(raw)
         name, type_ = body.pop("name", None), body.pop("type", None)
         if not isinstance(type_, str) or not type_:
-            errors.append(f"{where}.type: required (file, loki, elasticsearch, opensearch)")
+            errors.append(f"{where}.type: required (file, loki, elasticsearch, opensearch, otlp)")
             continue
         if name is None:
             name = type_ if type_ not in names else f"{type_}-{i}"

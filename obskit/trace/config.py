@@ -67,6 +67,10 @@ class LokiConfig(HTTPBackendConfig):
     tenant: str | None = None
     #: Stream selector every query starts from; must match all streams that carry traces.
     selector: str = '{service=~".+"}'
+    #: Streams of lines shipped over OTLP (Loki's ``/otlp`` endpoint labels them with
+    #: ``service_name`` from the resource, and has no ``service`` label): searched by
+    #: structured metadata too. Empty: not searched.
+    otlp_selector: str = '{service_name=~".+", service=""}'
     #: ``both`` (structured metadata query and line-filter fallback, merged), ``metadata``
     #: or ``line``.
     mode: str = "both"

@@ -1,8 +1,10 @@
 """Grafana Loki backend: ``GET /loki/api/v1/query_range`` with LogQL, paged forward.
 
-Two queries find a trace's lines (``mode = "both"`` runs both and merges them):
+Queries that find a trace's lines (``mode = "both"`` runs them all and merges them):
 
-* structured metadata, what the obskit sidecar ships: ``{service=~".+"} | trace_id="<id>"``
+* structured metadata, what the obskit sidecar ships: ``{service=~".+"} | trace_id="<id>"``,
+  and the same over the streams of lines shipped over OTLP (``otlp_selector``:
+  ``{service_name=~".+", service=""}``; Loki's OTLP endpoint labels streams by resource);
 * a fallback for lines shipped without it: ``{service=~".+"} |= "<id>" | json | trace_id="<id>"``
 
 Paging: Loki returns at most ``limit`` entries (capped by the server's
@@ -128,6 +130,10 @@ class LokiBackend:
         q = []
         if self.cfg.mode in ("both", "metadata"):
             q.append(f'{sel} | trace_id="{tid}"')
+            if self.cfg.otlp_selector:
+                # Lines shipped over OTLP: trace_id is structured metadata there too, but
+                # the streams carry service_name, not service (and the line is the message).
+                q.append(f'{self.cfg.otlp_selector} | trace_id="{tid}"')
         if self.cfg.mode in ("both", "line"):
             q.append(f'{sel} |= "{tid}" | json | trace_id="{tid}"')
         return q

@@ -222,16 +222,21 @@ def read_line(
     if not isinstance(obj, dict):
         if fallback_ts_ns is None:
             return BrokenLine(why_not_json(line))
+        # Shipped over OTLP (Loki's /otlp endpoint): the line is the record's body (its
+        # message) and the rest is in labels and structured metadata, severity included.
+        otlp = "severity_text" in labels
+        level = labels.get("severity_text") if otlp else None
         return Entry(
             ts_ns=fallback_ts_ns,
             timestamp=format_ns(fallback_ts_ns, 9),
             service=str(labels.get("service", labels.get("service_name", "?"))),
-            level=str(labels.get("level", labels.get("detected_level", "?"))).upper(),
+            level=str(level or labels.get("level", labels.get("detected_level", "?"))).upper(),
             message=text,
             span_id=labels.get("span_id"),
             source=source,
             raw=text,
-            problems=["not a JSON object"],
+            fields=dict(labels) if otlp else {},
+            problems=[] if otlp else ["not a JSON object"],
         )
     tid = obj.get("trace_id")
     if isinstance(tid, str) and tid.lower() != trace_id:

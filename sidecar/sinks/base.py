@@ -13,6 +13,7 @@ import abc
 import errno
 import threading
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -30,6 +31,32 @@ class LineId(NamedTuple):
 
     key: str
     offset: int
+
+
+def cut_by_size(
+    items: Sequence[bytes | None], max_bytes: int, max_items: int | None = None
+) -> list[list[int]]:
+    """Indices of ``items`` (encoded requests' pieces, in order) cut into runs of at most
+    ``max_bytes`` (and ``max_items``); a run holds at least one item. ``None`` (an item that
+    could not be encoded) goes alone: its attempt raises again and the delivery loop isolates
+    it."""
+    out: list[list[int]] = []
+    idx: list[int] = []
+    size = 0
+    for i, data in enumerate(items):
+        if data is None:
+            out.append([i])
+            continue
+        if idx and (
+            size + len(data) > max_bytes or (max_items is not None and len(idx) >= max_items)
+        ):
+            out.append(idx)
+            idx, size = [], 0
+        idx.append(i)
+        size += len(data)
+    if idx:
+        out.append(idx)
+    return out
 
 
 class Batch:

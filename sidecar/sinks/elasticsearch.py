@@ -25,11 +25,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-import cramjam
 import httpx
 import msgspec
 
@@ -46,7 +44,8 @@ from obskit._http import (
     retry_after,
 )
 from sidecar.config_convert import check, shown
-from sidecar.sinks.base import Batch, Sink
+from sidecar.sinks.base import Batch, Sink, cut_by_size
+from sidecar.sinks.compress import gzip as _gzip
 from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.es_bulk import (
     BulkResponseError,
@@ -150,16 +149,6 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return [u.rstrip("/") for u in ([self.url] if self.url else []) + list(self.urls)]
 
 
-def _gzip(data: bytes, level: int) -> bytes:
-    if level <= 2:
-        # cramjam's gzip is ~1.6x faster than zlib at level 1 here (the sink's biggest
-        # per-byte cost), at a slightly lower ratio; higher levels are faster with zlib.
-        return bytes(cramjam.gzip.compress(data, level=level))
-    # compressobj with wbits=31 writes the gzip framing (zlib.compress(wbits=) needs 3.11).
-    c = zlib.compressobj(level, zlib.DEFLATED, 31)
-    return c.compress(data) + c.flush()
-
-
 def build(name: str, config: Config) -> ElasticsearchSink:
     """The sink for ``type: elasticsearch`` / ``type: opensearch``."""
     return ElasticsearchSink(name, config)
@@ -255,22 +244,7 @@ class ElasticsearchSink(Sink):
         """``_bulk`` requests bounded by bytes (before compression) and documents; a line
         that cannot be encoded goes alone (its attempt fails, and is isolated)."""
         items = self._context(batch).items
-        max_bytes, max_docs = self.config.batch_max_bytes, self.config.batch_max_docs
-        out: list[list[int]] = []
-        idx: list[int] = []
-        size = 0
-        for i, data in enumerate(items):
-            if data is None:
-                out.append([i])
-                continue
-            if idx and (size + len(data) > max_bytes or len(idx) >= max_docs):
-                out.append(idx)
-                idx, size = [], 0
-            idx.append(i)
-            size += len(data)
-        if idx:
-            out.append(idx)
-        return out
+        return cut_by_size(items, self.config.batch_max_bytes, self.config.batch_max_docs)
 
     # -------------------------------------------------------------------- attempt
 

@@ -41,7 +41,6 @@ from obskit._http import (
     make_client,
     retry_after,
 )
-from obskit.schema import timestamp_ns
 from sidecar.config_convert import check, shown
 from sidecar.enrich import instance_name
 from sidecar.sinks.base import Batch, Sink
@@ -54,6 +53,7 @@ from sidecar.sinks.loki_proto import (
     encode_stream,
     trace_metadata,
 )
+from sidecar.sinks.timestamps import Timestamps
 
 PUSH_PATH = "/loki/api/v1/push"
 MAX_LABELS = 15  # Loki's default max_label_names_per_series
@@ -160,7 +160,7 @@ class LokiSink(Sink):
         self._stream_text: dict[tuple[str, str], str] = {}
         self._stream_labels: dict[str, dict[str, str]] = {}
         self._instance: str | None = config.instance
-        self._ts_cache: dict[str, int] = {}
+        self._ts = Timestamps()
         self._ctx: _Ctx | None = None
         self._unknown = False  # the last attempt may have been stored (timeout, reset)
         #: Pushes whose outcome is unknown (timeout, reset) and that were sent again: each
@@ -205,24 +205,7 @@ class LokiSink(Sink):
         return self._ctx
 
     def _timestamps(self, batch: Batch) -> list[int]:
-        cache = self._ts_cache
-        if len(cache) > 8192:
-            cache.clear()
-        out = []
-        for rec in batch.records:
-            t = rec.timestamp
-            # Fast path for the usual "YYYY-MM-DDTHH:MM:SS[.fff]Z": the minute is cached.
-            if len(t) >= 20 and t[-1] == "Z" and t[19] in ".Z" and t[16] == ":":
-                base = cache.get(t[:16])
-                if base is None:
-                    base = cache[t[:16]] = timestamp_ns(t[:16] + ":00Z")
-                frac = t[20:-1]
-                out.append(
-                    base + int(t[17:19]) * 1_000_000_000 + (int(frac.ljust(9, "0")) if frac else 0)
-                )
-            else:
-                out.append(timestamp_ns(t))
-        return out
+        return self._ts(batch.records)
 
     def _stream_key(self, service: str, level: str) -> str:
         key = (service, level)

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 
 import cramjam
 
+from sidecar.sinks.protowire import SMALL as _SMALL
+from sidecar.sinks.protowire import varint
+
 # Tags: (field number << 3) | wire type (0 varint, 2 length-delimited).
 _T_STREAM = b"\x0a"  # PushRequest.streams = 1
 _T_LABELS = b"\x0a"  # StreamAdapter.labels = 1
@@ -22,30 +25,6 @@ _T_LINE = b"\x12"  # EntryAdapter.line = 2
 _T_SM = b"\x1a"  # EntryAdapter.structuredMetadata = 3
 _T_SECONDS = b"\x08"  # Timestamp.seconds = 1
 _T_NANOS = b"\x10"  # Timestamp.nanos = 2
-
-_SMALL = [bytes((i,)) for i in range(128)] + [
-    bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(128, 1 << 14)
-]
-
-
-def varint(n: int) -> bytes:
-    """Base-128 varint of a non-negative int (two's complement for negatives, 10 bytes)."""
-    if n < 16384:
-        if n >= 0:
-            return _SMALL[n]
-        n += 1 << 64
-    if n < 1 << 21:
-        return bytes(((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, n >> 14))
-    if n < 1 << 28:
-        return bytes(
-            ((n & 0x7F) | 0x80, ((n >> 7) & 0x7F) | 0x80, ((n >> 14) & 0x7F) | 0x80, n >> 21)
-        )
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def label_pair(name: str, value: str) -> bytes:

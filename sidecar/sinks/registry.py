@@ -15,6 +15,7 @@ SINK_TYPES: dict[str, str] = {
     "loki": "sidecar.sinks.loki",
     "elasticsearch": "sidecar.sinks.elasticsearch",
     "opensearch": "sidecar.sinks.elasticsearch",
+    "otlp": "sidecar.sinks.otlp",
 }
 
 

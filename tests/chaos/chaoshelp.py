@@ -500,3 +500,37 @@ def by_seq(records: Iterable[tuple[str, Any]]) -> dict[str, set[Any]]:
     for seq, form in records:
         forms[seq].add(form)
     return forms
+
+
+def http_faults(rx: Any, chance: float, timeout: float) -> Callable[[random.Random], list[str]]:
+    """Faults for a receiver with the shared fault API (``tests/receivers/faults.py``: the Loki
+    and OTLP receivers). Each tick, with probability ``chance``, arm one: 429 with
+    Retry-After, a run of 500s, connection resets (half of them after the request was
+    stored: outcome unknown), an answer slower than the client's ``timeout`` (stored), or an
+    outage of 502/503. The first five that fire cover every kind once (in a seeded order),
+    then kinds are drawn at random."""
+    kinds = ["429", "500", "reset", "slow", "outage"]
+    pending: list[str] = []
+    started = False
+
+    def arm(rng: random.Random) -> list[str]:
+        nonlocal started
+        if not started:
+            pending.extend(rng.sample(kinds, len(kinds)))
+            started = True
+        if rng.random() >= chance:
+            return []
+        kind = pending.pop(0) if pending else rng.choice(kinds)
+        if kind == "429":
+            rx.fail_next(rng.randint(1, 3), 429, retry_after="1")
+        elif kind == "500":
+            rx.fail_next(rng.randint(2, 8), 500)
+        elif kind == "reset":
+            rx.reset_next(rng.randint(1, 2), store=rng.random() < 0.5)
+        elif kind == "slow":
+            rx.stall_next(1, seconds=timeout + 0.5, store=True)
+        else:
+            rx.outage(rng.uniform(1.0, 2.5), status=rng.choice([502, 503]))
+        return [kind]
+
+    return arm

@@ -5,11 +5,10 @@ duplicates only of identical entries (counted), order kept per Loki stream and f
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from chaoshelp import Chaos, audit_loki, loki_outcome, quarantine_entries
+from chaoshelp import Chaos, audit_loki, http_faults, loki_outcome, quarantine_entries
 
 from tests.receivers.loki import LokiReceiver
 
@@ -28,36 +27,6 @@ def loki() -> Iterator[LokiReceiver]:
         rx.stop()
 
 
-def loki_faults(rx: LokiReceiver, chance: float) -> Callable[[random.Random], list[str]]:
-    """Each tick, with probability ``chance``, arm one fault; the first five ticks that fire
-    cover every kind once (in a seeded order), then kinds are drawn at random."""
-    kinds = ["429", "500", "reset", "slow", "outage"]
-    pending: list[str] = []
-    started = False
-
-    def arm(rng: random.Random) -> list[str]:
-        nonlocal started
-        if not started:
-            pending.extend(rng.sample(kinds, len(kinds)))
-            started = True
-        if rng.random() >= chance:
-            return []
-        kind = pending.pop(0) if pending else rng.choice(kinds)
-        if kind == "429":
-            rx.fail_next(rng.randint(1, 3), 429, retry_after="1")
-        elif kind == "500":
-            rx.fail_next(rng.randint(2, 8), 500)
-        elif kind == "reset":  # half of them after Loki stored the push: outcome unknown
-            rx.reset_next(rng.randint(1, 2), store=rng.random() < 0.5)
-        elif kind == "slow":
-            rx.stall_next(1, seconds=TIMEOUT + 0.5, store=True)
-        else:
-            rx.outage(rng.uniform(1.0, 2.5), status=rng.choice([502, 503]))
-        return [kind]
-
-    return arm
-
-
 def test_loki_faults_and_kills(chaos: Chaos, loki: LokiReceiver) -> None:
     chaos.write_config(
         [
@@ -72,7 +41,7 @@ def test_loki_faults_and_kills(chaos: Chaos, loki: LokiReceiver) -> None:
         ]
     )
     chaos.start_writer(rate=1500, seconds=25)
-    chaos.storm(interval=(1.5, 4.0), on_tick=loki_faults(loki, 0.25))
+    chaos.storm(interval=(1.5, 4.0), on_tick=http_faults(loki, 0.25, TIMEOUT))
     loki.clear_faults()
     chaos.drain()
     got, different, st = loki_outcome(loki)

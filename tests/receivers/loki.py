@@ -21,6 +21,9 @@ and ``instance.go``):
   still in the stream's head block (``head_block_bytes``); later copies are stored: Loki's
   "partial" deduplication. Both outcomes are counted.
 * Ingestion rate limit per tenant (token bucket) -> 429 with Loki's text.
+* ``POST /otlp/v1/logs``: OTLP/HTTP logs mapped to streams as Loki 3 does
+  (:mod:`.loki_otlp`), then validated and stored like a push; answers 204, or the error with
+  a protobuf ``google.rpc.Status`` body (500 turned into 503), as Loki's ``OTLPError`` does.
 * ``GET/POST /loki/api/v1/query_range`` with the LogQL subset of :mod:`.loki_logql`,
   ``limit`` / ``max_entries_limit_per_query``, ``max_query_length``, ``direction`` and both
   result shapes (labels folded, or ``categorize-labels``). ``/loki/api/v1/query`` answers a
@@ -35,12 +38,8 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import contextlib
 import gzip
 import json
-import signal
-import socket
-import struct
 import threading
 import time
 import urllib.parse
@@ -48,12 +47,13 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import cramjam
 
 from . import loki_logql
+from .faults import FaultInjection, serve_fault
 from .loki_wire import (
     DecodeError,
     LabelParseError,
@@ -68,6 +68,7 @@ from .loki_wire import (
     parse_time_param,
     rfc3339,
 )
+from .served import Served, serve_cli
 
 HOUR = 3600 * 10**9
 MIB = 1024 * 1024
@@ -121,16 +122,6 @@ class Limits:
 
 
 @dataclass
-class Fault:
-    kind: str  # "status" | "stall" | "reset"
-    status: int = 500
-    body: str = "internal server error"
-    retry_after: str | None = None
-    seconds: float = 0.0
-    store: bool = False  # process the push before failing (the request DID land)
-
-
-@dataclass
 class StoredEntry:
     tenant: str
     labels: dict[str, str]
@@ -175,7 +166,7 @@ class HTTPError(Exception):
         self.text = text
 
 
-class LokiReceiver:
+class LokiReceiver(Served, FaultInjection):
     """The server. Use as a context manager or ``start()``/``stop()``; ``url`` is its base."""
 
     def __init__(self, limits: Limits | None = None, *, store: str = "full") -> None:
@@ -185,88 +176,11 @@ class LokiReceiver:
         self.lock = threading.RLock()
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._seq = 0
-        self._faults: list[Fault] = []
-        self._outage_until = 0.0
-        self._outage_status = 503
+        self._init_faults()
+        self._init_server()
         self._buckets: dict[str, tuple[float, float]] = {}
-        self._stopping = threading.Event()
         self._results_cache: dict[tuple[str, str, int, int, int], dict[str, Any]] = {}
         self.now_ns: Any = time.time_ns  # tests may pin the clock
-        self.server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> LokiReceiver:
-        receiver = self
-
-        class Handler(_Handler):
-            rx = receiver
-
-        self.server = ThreadingHTTPServer((host, port), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-    def __enter__(self) -> LokiReceiver:
-        return self.start() if self.server is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self.server is not None
-        return int(self.server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    # --- fault injection -------------------------------------------------------------------
-    def fail_next(
-        self,
-        n: int = 1,
-        status: int = 500,
-        *,
-        body: str | None = None,
-        retry_after: str | None = None,
-        store: bool = False,
-    ) -> None:
-        """Answer the next ``n`` pushes with ``status`` (after storing them if ``store``)."""
-        text = body if body is not None else _default_body(status)
-        with self.lock:
-            self._faults += [Fault("status", status, text, retry_after, store=store)] * n
-
-    def stall_next(self, n: int = 1, seconds: float = 5.0, *, store: bool = True) -> None:
-        """Hold the next ``n`` pushes for ``seconds`` before answering 204 (stored first by
-        default, so a client that timed out and resends makes a duplicate)."""
-        with self.lock:
-            self._faults += [Fault("stall", seconds=seconds, store=store)] * n
-
-    def reset_next(self, n: int = 1, *, store: bool = False) -> None:
-        """Reset the TCP connection on the next ``n`` pushes without an answer."""
-        with self.lock:
-            self._faults += [Fault("reset", store=store)] * n
-
-    def outage(self, seconds: float, status: int = 503) -> None:
-        """Answer every push with ``status`` for ``seconds`` from now."""
-        with self.lock:
-            self._outage_until = time.monotonic() + seconds
-            self._outage_status = status
-
-    def clear_faults(self) -> None:
-        with self.lock:
-            self._faults.clear()
-            self._outage_until = 0.0
 
     # --- inspection ------------------------------------------------------------------------
     def entries(self, tenant: str | None = None) -> list[StoredEntry]:
@@ -337,6 +251,35 @@ class LokiReceiver:
                 streams = decode_protobuf(raw)
         except (DecodeError, OSError, EOFError) as exc:
             return 400, str(exc)
+        return self.ingest(tenant, streams)
+
+    def handle_otlp(self, tenant: str, body: bytes, ctype: str, cenc: str) -> tuple[int, str]:
+        """``POST /otlp/v1/logs``: OTLP/HTTP mapped to streams as Loki does
+        (:mod:`.loki_otlp`), then validated and stored like a push."""
+        from . import loki_otlp
+        from .otlp import HTTPError as OTLPError
+        from .otlp import decode_request
+
+        if cenc not in ("", "gzip"):
+            return (
+                400,
+                f"unsupported content encoding {cenc}: only gzip, lz4 and zstd are supported",
+            )
+        if ctype not in ("application/x-protobuf", "application/json"):
+            return 400, f"content type: {ctype} is not supported"
+        try:
+            streams = loki_otlp.to_streams(decode_request(body, ctype, cenc))
+        except OTLPError as exc:
+            return 400, exc.text
+        except ValueError as exc:
+            return 400, f"symbolizer lookup: {exc}"
+        if not streams:
+            return 204, ""
+        return self.ingest(tenant, streams)
+
+    def ingest(self, tenant: str, streams: list[Stream]) -> tuple[int, str]:
+        """Validate and store decoded streams: Loki's distributor and ingester."""
+        lim = self.limits
         for st in streams:
             # Loki 3's push parser parses every stream's labels first (to add service_name);
             # one unparsable selector fails the whole request.
@@ -833,6 +776,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path == "/loki/api/v1/push" and self.command == "POST":
             self._push(tenant, body)
+        elif path == "/otlp/v1/logs" and self.command == "POST":
+            self._push(tenant, body, otlp=True)
         elif path in ("/loki/api/v1/query_range", "/loki/api/v1/query"):
             params = dict(urllib.parse.parse_qsl(qs))
             if self.command == "POST" and body:
@@ -866,35 +811,52 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, "404 page not found")
 
-    def _push(self, tenant: str, body: bytes) -> None:
+    def _push(self, tenant: str, body: bytes, otlp: bool = False) -> None:
         rx = self.rx
+        fault = rx.take_fault()
         with rx.lock:
             rx.counters.push_requests += 1
-            fault = rx._faults.pop(0) if rx._faults else None
-            if fault is None and time.monotonic() < rx._outage_until:
-                fault = Fault("status", rx._outage_status, _default_body(rx._outage_status))
             if fault is not None:
                 rx.counters.faults_served += 1
         ctype = self.headers.get("Content-Type", "application/x-protobuf")
         cenc = self.headers.get("Content-Encoding", "")
+        status, text = 204, ""
         if fault is None or fault.store:
-            status, text = rx.handle_push(tenant, body, ctype, cenc)
+            handle = rx.handle_otlp if otlp else rx.handle_push
+            status, text = handle(tenant, body, ctype.split(";")[0].strip(), cenc)
+        reply = self._otlp_reply if otlp else self._reply
         if fault is None:
-            self._reply(status, text)
+            reply(status, text)
             return
-        if fault.kind == "reset":
-            self.close_connection = True
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
+        serve_fault(
+            self,
+            fault,
+            rx._stopping,
+            lambda code, msg, hdrs: reply(
+                code, msg if msg is not None else _default_body(code), headers=hdrs
+            ),
+            lambda: reply(status, text),
+        )
+
+    def _otlp_reply(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+        """Loki's ``OTLPError``: 500 becomes 503 (retryable for OTLP clients), the body is a
+        protobuf ``google.rpc.Status`` with the text, and (a quirk of Loki: the header is set
+        after ``WriteHeader``) no Content-Type."""
+        if status < 300:
+            self._reply(204)
             return
-        if fault.kind == "stall":
-            rx._stopping.wait(fault.seconds)
-            # The client has usually given up by now: that is the point.
-            with contextlib.suppress(OSError):
-                self._reply(status if fault.store else 204, text if fault.store else "")
-            return
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else None
-        self._reply(fault.status, fault.body, headers=headers)
+        from .otlp import status_body
+
+        data = status_body(text, False)
+        self.send_response(503 if status == 500 else status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+LokiReceiver.handler = _Handler
 
 
 @contextmanager
@@ -908,30 +870,20 @@ def running(limits: Limits | None = None, store: str = "full") -> Iterator[LokiR
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.receivers.loki --port 0 --port-file F --store count``."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--port-file")
-    ap.add_argument("--store", choices=("full", "count"), default="count")
-    ap.add_argument("--stats-file", help="write counters here as JSON on exit")
-    args = ap.parse_args(argv)
-    rx = LokiReceiver(store=args.store).start(port=args.port)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    if args.port_file:
-        with open(args.port_file + ".tmp", "w") as f:
-            f.write(str(rx.port))
-        import os
+    """``python -m tests.receivers.loki --port 0 --port-file F --store count [--accept-old]``."""
 
-        os.replace(args.port_file + ".tmp", args.port_file)
-    print(f"listening on {rx.url}", flush=True)
-    done.wait()
-    if args.stats_file:
-        with open(args.stats_file, "w") as f:
-            json.dump(rx.stats(), f)
-    rx.stop()
-    return 0
+    def options(ap: argparse.ArgumentParser) -> None:
+        ap.add_argument(
+            "--accept-old",
+            action="store_true",
+            help="accept entries of any age (benchmarks replay a fixed corpus)",
+        )
+
+    def make(args: argparse.Namespace) -> LokiReceiver:
+        old = Limits(reject_old_samples=False, max_chunk_age=10**6 * HOUR)
+        return LokiReceiver(old if args.accept_old else None, store=args.store)
+
+    return serve_cli(make, __doc__.splitlines()[0], argv, options)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,11 @@ def test_shards_over_a_long_window(loki_factory: Callable[..., LokiReceiver]) ->
     cfg = TraceConfig(loki=LokiConfig(url=rx.url, shard="6h", mode="metadata"))
     res = run_lookup(cfg, TRACE, window)
     assert [e.message for e in res.entries] == [f"h{i}" for i in range(24)]
-    assert res.backends[0].requests == 12  # one request per 6 h shard
+    # one request per 6 h shard and query (the sidecar's streams, OTLP-shipped streams)
+    assert res.backends[0].requests == 24
+    cfg = TraceConfig(loki=LokiConfig(url=rx.url, shard="6h", mode="metadata", otlp_selector=""))
+    res = run_lookup(cfg, TRACE, window)
+    assert len(res.entries) == 24 and res.backends[0].requests == 12
 
 
 def test_tenant_header(loki_factory: Callable[..., LokiReceiver]) -> None:

@@ -1,0 +1,1 @@
+from tests.receivers.fixtures import loki, loki_factory, otlp, otlp_factory  # noqa: F401
