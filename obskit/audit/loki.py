@@ -2,6 +2,9 @@
 
     sum by (service) (count_over_time({service=~".+"}[1m]))
 
+and, for the streams of lines shipped over OTLP (Loki's ``/otlp`` endpoint labels them
+``service_name`` from the resource and gives them no ``service`` label), the same over
+``otlp_selector`` ``by (service_name)``, counted under that service;
 sent to ``GET /loki/api/v1/query_range`` with ``step=60`` and ``start``/``end`` on whole minutes,
 so every point ``t`` of the matrix counts exactly the entries of ``(t - 1m, t]`` and points of
 consecutive queries never overlap (see :mod:`obskit.audit.buckets`). Loki's limits:
@@ -24,6 +27,7 @@ import functools
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -76,6 +80,15 @@ class _SeriesLimit(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Family:
+    """Streams counted by one query: their selector and the labels naming service and instance."""
+
+    selector: str
+    service_label: str
+    instance_label: str
+
+
 class LokiCounter:
     """Counts lines per (service, minute) in one Loki (one tenant)."""
 
@@ -109,30 +122,40 @@ class LokiCounter:
             headers["X-Scope-OrgID"] = cfg.tenant
         self.client = backend_client(cfg, creds, self.name, headers, concurrency)
         self._lock = threading.Lock()
+        self.families = [_Family(cfg.selector, "service", instance_label)]
+        if cfg.otlp_selector:
+            # OTLP resources carry the instance as service.instance.id.
+            self.families.append(_Family(cfg.otlp_selector, "service_name", "service_instance_id"))
 
     # -- queries ----------------------------------------------------------------------------
 
-    def selector(self, service: str | None = None) -> str:
-        """The configured stream selector plus the service and instance matchers asked for."""
-        base = self.cfg.selector.strip()
+    def selector(self, service: str | None = None, family: _Family | None = None) -> str:
+        """The family's stream selector (the configured one by default) plus the service and
+        instance matchers asked for."""
+        fam = family or self.families[0]
+        base = fam.selector.strip()
         if not (base.startswith("{") and base.endswith("}")):
             raise TraceUsageError(f"loki: selector {base!r} must be a stream selector {{...}}")
         extra = []
+        svc = fam.service_label
         if service is not None:
-            extra.append(f"service={_quote(service)}")
+            extra.append(f"{svc}={_quote(service)}")
         elif len(self.services) == 1:
-            extra.append(f"service={_quote(self.services[0])}")
+            extra.append(f"{svc}={_quote(self.services[0])}")
         elif self.services:
             alt = "|".join(re.escape(s) for s in sorted(self.services))
-            extra.append(f"service=~{_quote(alt)}")
+            extra.append(f"{svc}=~{_quote(alt)}")
         if self.instance is not None:
-            extra.append(f"{self.instance_label}={_quote(self.instance)}")
+            extra.append(f"{fam.instance_label}={_quote(self.instance)}")
         if not extra:
             return base
         return base[:-1].rstrip() + ", " + ", ".join(extra) + "}"
 
-    def query(self, selector: str) -> str:
-        by = f"service, {self.instance_label}" if self.by_instance else "service"
+    def query(self, selector: str, family: _Family | None = None) -> str:
+        fam = family or self.families[0]
+        by = fam.service_label
+        if self.by_instance:
+            by += f", {fam.instance_label}"
         return f"sum by ({by}) (count_over_time({selector}[1m]))"
 
     # -- counting ---------------------------------------------------------------------------
@@ -140,7 +163,8 @@ class LokiCounter:
     def count(self, rng: BucketRange) -> BackendCounts:
         """Lines per (service, minute) for every bucket of ``rng`` (``Edges.LEFT_OPEN``)."""
         out = BackendCounts(self.name)
-        out.info.append(f"LogQL {self.query(self.selector())}")
+        for fam in self.families:
+            out.info.append(f"LogQL {self.query(self.selector(family=fam), fam)}")
         pieces = rng.split(self.shard_ns // MINUTE_NS, align_ns=DAY_NS)
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="audit-loki") as pool:
@@ -152,26 +176,30 @@ class LokiCounter:
         return out
 
     def _piece(self, out: BackendCounts, piece: BucketRange) -> None:
+        for fam in self.families:
+            self._family_piece(out, piece, fam)
+
+    def _family_piece(self, out: BackendCounts, piece: BucketRange, fam: _Family) -> None:
         with self._lock:
             shard = self.shard_ns
         if piece.end - piece.first > shard:
             # The server taught us a shorter max_query_length meanwhile.
             for p in piece.split(shard // MINUTE_NS):
-                self._piece(out, p)
+                self._family_piece(out, p, fam)
             return
         try:
-            self._matrix(out, self.query(self.selector()), piece)
+            self._matrix(out, self.query(self.selector(family=fam), fam), piece, fam)
         except _SeriesLimit as exc:
             if self.services and len(self.services) == 1:
                 raise BackendError(self.name, f"{exc} (drop --by-instance?)") from None
-            services = self._service_values(out, piece)
+            services = self._service_values(out, piece, fam)
             out.note(
                 f"{self.name}: more series than the server's max_query_series; "
                 "counted one service at a time"
             )
             for svc in services:
                 try:
-                    self._matrix(out, self.query(self.selector(svc)), piece)
+                    self._matrix(out, self.query(self.selector(svc, fam), fam), piece, fam)
                 except _SeriesLimit as again:
                     raise BackendError(
                         self.name, f"{again} (service {svc!r}; drop --by-instance?)"
@@ -201,7 +229,7 @@ class LokiCounter:
             out.note(f"{self.name}: warning: {w}")
         return body.get("data")
 
-    def _matrix(self, out: BackendCounts, query: str, piece: BucketRange) -> None:
+    def _matrix(self, out: BackendCounts, query: str, piece: BucketRange, fam: _Family) -> None:
         # Point t counts (t - 1m, t]: the bucket of minute k is the point at k + 1m.
         params = {
             "query": query,
@@ -225,7 +253,7 @@ class LokiCounter:
                 f"queried {shard // MINUTE_NS} minutes at a time"
             )
             for p in piece.split(shard // MINUTE_NS):
-                self._matrix(out, query, p)
+                self._matrix(out, query, p, fam)
             return
         try:
             if not isinstance(data, dict) or data.get("resultType") != "matrix":
@@ -233,8 +261,8 @@ class LokiCounter:
                 raise ValueError(f"expected a matrix, got {got!r}")
             for series in data.get("result") or []:
                 metric = series.get("metric") or {}
-                service = str(metric.get("service", ""))
-                inst = str(metric.get(self.instance_label, "")) if self.by_instance else None
+                service = str(metric.get(fam.service_label, ""))
+                inst = str(metric.get(fam.instance_label, "")) if self.by_instance else None
                 for t, value in series.get("values") or []:
                     t_ns = round(float(t) * 1000) * 1_000_000
                     key = t_ns - MINUTE_NS
@@ -246,14 +274,14 @@ class LokiCounter:
         except (ValueError, TypeError, AttributeError) as exc:
             raise BackendError(self.name, f"unexpected query_range answer: {exc}") from None
 
-    def _service_values(self, out: BackendCounts, piece: BucketRange) -> list[str]:
+    def _service_values(self, out: BackendCounts, piece: BucketRange, fam: _Family) -> list[str]:
         params = {
             "start": str(piece.first),
             "end": str(piece.end + 1),
-            "query": self.selector(),
+            "query": self.selector(family=fam),
         }
         try:
-            data = self._get(out, "/loki/api/v1/label/service/values", params)
+            data = self._get(out, f"/loki/api/v1/label/{fam.service_label}/values", params)
         except (_TooLong, _SeriesLimit) as exc:
             raise BackendError(self.name, f"cannot list the services: {exc}") from None
         if not isinstance(data, list):

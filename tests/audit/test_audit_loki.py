@@ -35,7 +35,7 @@ def test_everything_arrived(loki: LokiReceiver, tmp_path: Path) -> None:
     assert res.files_total == res.backend_total == 100
     assert res.buckets_compared == 20
     assert res.buckets.edges is Edges.LEFT_OPEN
-    assert res.counts.requests == 1
+    assert res.counts.requests == 2  # the Loki push streams, and those shipped over OTLP
 
 
 def test_lines_on_minute_boundaries_are_counted_where_loki_counts_them(
@@ -111,7 +111,7 @@ def test_window_across_midnight_is_queried_one_day_at_a_time(
     before = loki.stats()["metric_queries"]
     res = audit(loki, [tmp_path], t0, 40)
     assert res.ok and res.files_total == 80
-    assert loki.stats()["metric_queries"] - before == 2
+    assert loki.stats()["metric_queries"] - before == 2 * 2  # days x (push, OTLP streams)
     assert "2 piece(s)" in res.counts.info[-1]
 
 
@@ -126,8 +126,10 @@ def test_a_shorter_max_query_length_is_learnt_from_the_400(
     res = audit(rx, [tmp_path], t0, 90)
     assert res.ok and res.files_total == 90
     assert any("max_query_length is 0.5h" in n for n in res.counts.notes), res.counts.notes
-    # One refused query, then pieces of 29 minutes: ceil(90 / 29) = 4.
-    assert rx.stats()["metric_queries"] == 4
+    # One refused query (refused before it counts), then pieces of 29 minutes:
+    # ceil(90 / 29) = 4 for the push streams, and 4 for the OTLP streams, which start from
+    # what the first query learnt instead of being refused again.
+    assert rx.stats()["metric_queries"] == 4 + 4
 
 
 def test_too_many_series_falls_back_to_one_service_at_a_time(
@@ -196,3 +198,30 @@ def test_connection_refused_is_a_backend_error(tmp_path: Path) -> None:
     write(tmp_path / "a.log", spread(base_minute(40), 1, 1))
     with pytest.raises(BackendError, match="connection refused"):
         compare([tmp_path], LokiConfig(url="http://127.0.0.1:1"), settle=0)
+
+
+def test_lines_shipped_over_otlp_are_counted_under_their_service(
+    loki: LokiReceiver, tmp_path: Path
+) -> None:
+    # checkout ships with the Loki sink, payments with the OTLP sink into Loki's /otlp
+    # endpoint (streams labelled service_name, no service label). Loki's push path also adds
+    # service_name to checkout's streams: those must not be counted twice.
+    from tests.sinks.otlp.helpers import batch_of_lines
+    from tests.sinks.otlp.helpers import sink as otlp_sink
+
+    t0 = base_minute(40)
+    pushed = spread(t0, 5, 4)
+    over_otlp = spread(t0, 5, 6, "payments")
+    write(tmp_path / "a.log", pushed + over_otlp)
+    ship_loki(loki.url, pushed)
+    sink, _ = otlp_sink(loki.url + "/otlp")
+    try:
+        res_send = sink.send(batch_of_lines(over_otlp[:-1]))  # the last line never arrives
+        assert not res_send.rejected
+    finally:
+        sink.close()
+    res = audit(loki, [tmp_path], t0, 5)
+    assert res.files_total == 50 and res.backend_total == 49
+    assert res.services["checkout"].missing == 0
+    assert res.services["payments"].missing == 1 and res.missing == 1
+    assert [(d.service, d.delta) for d in res.diffs] == [("payments", -1)]

@@ -78,6 +78,32 @@ def test_audit_against_real_loki(tmp_path: Path) -> None:
     assert _expected(mine, t0) == [(2, 9, 6)]
 
 
+@pytest.mark.skipif(not LOKI_URL, reason="OBSKIT_TEST_LOKI_URL is not set")
+def test_audit_counts_lines_shipped_over_otlp_in_real_loki(tmp_path: Path) -> None:
+    # The OTLP sink into the same Loki's /otlp endpoint: streams labelled service_name.
+    from tests.sinks.otlp.helpers import batch_of_lines
+    from tests.sinks.otlp.helpers import sink as otlp_sink
+
+    service = f"obskit-audit-otlp-{secrets.token_hex(4)}"
+    t0 = base_minute(20)
+    lines = spread(t0, MINUTES, 6, service)
+    never = spread(t0 + 2 * MINUTE_NS, 1, 3, service, first=900)
+    write(tmp_path / "a.log", lines + never)
+    headers = {"X-Scope-OrgID": LOKI_TENANT} if LOKI_TENANT else {}
+    sink, _ = otlp_sink(LOKI_URL.rstrip("/") + "/otlp", headers=headers)
+    try:
+        assert not sink.send(batch_of_lines(lines)).rejected
+    finally:
+        sink.close()
+    cfg = LokiConfig(url=LOKI_URL, tenant=LOKI_TENANT)
+    w = Window(t0, t0 + MINUTES * MINUTE_NS)
+    res = _until_settled(
+        lambda: compare([tmp_path], cfg, window=w, services=[service], settle=0), 18
+    )
+    assert _expected(res, t0) == [(2, 9, 6)], res.diffs
+    assert (res.missing, res.duplicated, res.backend_total) == (3, 0, 18)
+
+
 def _es_auth() -> tuple[ElasticsearchConfig, AuthConfig | None, TLSConfig | None]:
     """One set of credentials for the sink, the audit and the test's own requests."""
     auth = None
