@@ -35,16 +35,14 @@ from obskit._durations import ByteSize, Duration
 from obskit._http import (
     RETRYABLE_STATUS,
     AuthConfig,
-    Credentials,
     RetryConfig,
     TLSConfig,
     describe_error,
     display_url,
-    make_client,
     retry_after,
 )
 from sidecar.config_convert import check, shown
-from sidecar.sinks.base import Batch, Sink, cut_by_size
+from sidecar.sinks.base import Batch, cut_by_size
 from sidecar.sinks.compress import gzip as _gzip
 from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.es_bulk import (
@@ -54,6 +52,7 @@ from sidecar.sinks.es_bulk import (
     item_statuses,
     request_error,
 )
+from sidecar.sinks.http import HTTPSink
 
 #: Request-level statuses retried as they are (credentials and permissions get fixed by an
 #: operator; the lines are not at fault, so they must not be dead-lettered).
@@ -164,19 +163,17 @@ class _Ctx:
     items: list[bytes | None]
 
 
-class ElasticsearchSink(Sink):
+class ElasticsearchSink(HTTPSink):
     """See the module docstring."""
 
     kind = "elasticsearch"
 
     def __init__(self, name: str, config: Config) -> None:
-        super().__init__(name)
+        super().__init__(name, config)
         self.config = config
-        self.retry = config.retry
         self.concurrency = config.concurrency
         self._urls = itertools.cycle(config.endpoints)
         self._url = next(self._urls)
-        self._client: httpx.Client | None = None
         self.data_stream_mode = config.index is None
         self._target = TargetResolver(config.index or config.data_stream, config.namespace)
         self._query = {"pipeline": config.pipeline} if config.pipeline else None
@@ -191,20 +188,8 @@ class ElasticsearchSink(Sink):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> None:
-        if self._client is None:
-            self._client = make_client(
-                timeout=float(self.config.timeout),
-                tls=self.config.tls,
-                credentials=Credentials.resolve(self.config.auth),
-                headers=self._headers,
-            )
-
-    def close(self) -> None:
-        super().close()
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+    def client_headers(self) -> dict[str, str]:
+        return self._headers
 
     def describe_target(self) -> str:
         return ", ".join(display_url(u) for u in self.config.endpoints)

@@ -33,18 +33,17 @@ from obskit._durations import ByteSize, Duration
 from obskit._http import (
     RETRYABLE_STATUS,
     AuthConfig,
-    Credentials,
     RetryConfig,
     TLSConfig,
     describe_error,
     display_url,
-    make_client,
     retry_after,
 )
 from sidecar.config_convert import check, shown
 from sidecar.enrich import instance_name
-from sidecar.sinks.base import Batch, Sink
+from sidecar.sinks.base import Batch
 from sidecar.sinks.delivery import Outcome
+from sidecar.sinks.http import HTTPSink
 from sidecar.sinks.loki_errors import LokiError, parse_reply
 from sidecar.sinks.loki_proto import (
     SPAN_HDR,
@@ -141,22 +140,17 @@ class _Ctx:
     keys: list[str]
 
 
-class LokiSink(Sink):
+class LokiSink(HTTPSink):
     """Ships batches to Loki; see the module docstring for the delivery rules."""
 
     kind = "loki"
 
     def __init__(self, name: str, config: Config) -> None:
-        super().__init__(name)
+        super().__init__(name, config, config.max_retry_duration)
         self.config = config
-        self.retry = config.retry
-        self.max_retry_duration = (
-            float(config.max_retry_duration) if config.max_retry_duration is not None else None
-        )
         url = config.url.rstrip("/")
         self.push_url = url if url.endswith(PUSH_PATH) else url + PUSH_PATH
         self.structured_metadata = config.structured_metadata
-        self._client: httpx.Client | None = None
         self._stream_text: dict[tuple[str, str], str] = {}
         self._stream_labels: dict[str, dict[str, str]] = {}
         self._instance: str | None = config.instance
@@ -168,21 +162,8 @@ class LokiSink(Sink):
         self.resent_after_unknown = 0
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._client is None:
-            headers = {"X-Scope-OrgID": self.config.tenant} if self.config.tenant else {}
-            self._client = make_client(
-                timeout=float(self.config.timeout),
-                tls=self.config.tls,
-                credentials=Credentials.resolve(self.config.auth),
-                headers=headers,
-            )
-
-    def close(self) -> None:
-        super().close()
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+    def client_headers(self) -> dict[str, str]:
+        return {"X-Scope-OrgID": self.config.tenant} if self.config.tenant else {}
 
     def describe_target(self) -> str:
         return display_url(self.push_url)

@@ -47,18 +47,17 @@ from obskit._durations import ByteSize, Duration
 from obskit._http import (
     RETRYABLE_STATUS,
     AuthConfig,
-    Credentials,
     RetryConfig,
     TLSConfig,
     describe_error,
     display_url,
-    make_client,
     retry_after,
 )
 from obskit.secrets import resolve_secret
-from sidecar.sinks.base import Batch, Sink, cut_by_size
+from sidecar.sinks.base import Batch, cut_by_size
 from sidecar.sinks.compress import gzip
 from sidecar.sinks.delivery import Outcome
+from sidecar.sinks.http import HTTPSink
 from sidecar.sinks.otlp_encode import LogEncoder
 from sidecar.sinks.otlp_reply import MAX_REPLY_BYTES, error_message, partial_success
 from sidecar.sinks.timestamps import Timestamps
@@ -201,25 +200,20 @@ class _Ctx:
     records: list[bytes | None]
 
 
-class OTLPSink(Sink):
+class OTLPSink(HTTPSink):
     """Ships batches to an OTLP/HTTP logs endpoint; see the module docstring."""
 
     kind = "otlp"
 
     def __init__(self, name: str, config: Config) -> None:
-        super().__init__(name)
+        super().__init__(name, config, config.max_retry_duration)
         self.config = config
-        self.retry = config.retry
         self.concurrency = config.concurrency
-        self.max_retry_duration = (
-            float(config.max_retry_duration) if config.max_retry_duration is not None else None
-        )
         self.endpoint = logs_endpoint(config.url)
         self.encoder = LogEncoder(config.encoding, config.body, obskit.__version__)
         self._headers = {"Content-Type": self.encoder.content_type, **config.headers}
         if config.compression == "gzip":
             self._headers["Content-Encoding"] = "gzip"
-        self._client: httpx.Client | None = None
         self._ts = Timestamps()
         self._ctx: _Ctx | None = None
         self._ctx_lock = threading.Lock()
@@ -235,25 +229,13 @@ class OTLPSink(Sink):
         self.resent_after_partial = 0
 
     # --- lifecycle -------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._client is None:
-            headers = dict(self._headers)
-            for name, ref in self.config.secret_headers.items():
-                secret = resolve_secret(env=ref.env, file=ref.file)
-                if secret is not None:
-                    headers[name] = secret.reveal()
-            self._client = make_client(
-                timeout=float(self.config.timeout),
-                tls=self.config.tls,
-                credentials=Credentials.resolve(self.config.auth),
-                headers=headers,
-            )
-
-    def close(self) -> None:
-        super().close()
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+    def client_headers(self) -> dict[str, str]:
+        headers = dict(self._headers)
+        for name, ref in self.config.secret_headers.items():
+            secret = resolve_secret(env=ref.env, file=ref.file)
+            if secret is not None:
+                headers[name] = secret.reveal()
+        return headers
 
     def describe_target(self) -> str:
         return display_url(self.endpoint)
