@@ -730,7 +730,9 @@ class Engine:
                 self.folder_locks.release()
 
     def _busy(self) -> bool:
-        if self.tracker.pending:
+        # With a dead worker, the batches it never took cannot be done: wait only for what
+        # the living sinks still have queued (their undone lines are read again at restart).
+        if self.tracker.pending and not self.fatal:
             return True
         # A spooled sink that is failing keeps its backlog safely on disk: no need to wait.
         return any(
