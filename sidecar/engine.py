@@ -573,8 +573,16 @@ class Engine:
         # them), before this poll's acknowledgements; its events (unreadable files, lost
         # content, ...) are counted, and logged unless they only repeat a logged failure.
         assert self.source is not None
+        new_file = False
         for d in getattr(self.source, "discovered", list)():
             self.checkpoints.record(d)
+            new_file = new_file or d.advance_to is not None or bool(d.origin)
+        if new_file:
+            # A new file's identity (or a copy's lineage) is made durable before any of its
+            # lines is dispatched: after a kill -9, a copy+truncate copy of it is then still
+            # known as its copy and keeps its line ids (no second copy in Elasticsearch or
+            # the archive).
+            self._save()
         for w in getattr(self.source, "warnings", list)():
             kind = str(getattr(w, "kind", "other"))
             self.metrics.source_event(w)
