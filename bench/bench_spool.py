@@ -30,8 +30,10 @@ sys.path.insert(0, str(ROOT / "tests" / "chaos"))
 
 from netfault import NetFault  # noqa: E402
 
-from bench.bench_loki import corpus_prefix, start_receiver, stop_receiver  # noqa: E402
 from bench.corpus import write_corpus  # noqa: E402
+from bench.harness import corpus_prefix, start_receiver, stop_receiver  # noqa: E402
+
+LOKI = "tests.receivers.loki"
 
 EXE = shutil.which("obskit-sidecar", path=str(Path(sys.executable).parent)) or "obskit-sidecar"
 
@@ -113,7 +115,7 @@ def shipping(corpus: Path, lines: int, spool: str) -> dict[str, float]:
         tmp = Path(t)
         (tmp / "logs").mkdir()
         corpus_prefix(corpus, lines, tmp / "logs" / "app.log")
-        rx, url, stats = start_receiver(tmp)
+        rx, url, stats = start_receiver(LOKI, tmp, "--accept-old")
         try:
             cfg = config(tmp, url, spool)
             t0 = time.monotonic()
@@ -136,7 +138,7 @@ def outage(corpus: Path, lines: int, big: bool = False) -> dict[str, float]:
         tmp = Path(t)
         (tmp / "logs").mkdir()
         size = corpus_prefix(corpus, lines, tmp / "logs" / "app.log")
-        rx, url, stats = start_receiver(tmp)
+        rx, url, stats = start_receiver(LOKI, tmp, "--accept-old")
         port = int(url.rsplit(":", 1)[1])
         link = NetFault(port).start()
         link.set("refuse")
