@@ -291,6 +291,13 @@ def _utc_seconds(secs: int) -> str:
 def _from_epoch(value: int | float) -> tuple[str, bool] | None:
     """Epoch seconds/millis/micros/nanos -> RFC 3339 UTC (the number's own digits, not a
     float's binary expansion), and whether fraction digits were cut (past nanoseconds)."""
+    if value.__class__ is float and 1e9 <= value < 1e11:
+        # The usual case (zap's seconds): repr has no exponent in this range and at most seven
+        # fraction digits, and the year is 2001 to 5138.
+        whole, _, frac = repr(value).partition(".")
+        frac = frac.rstrip("0")
+        stamp = _utc_seconds(int(whole))
+        return (f"{stamp}.{frac}Z" if frac else f"{stamp}Z"), False
     if isinstance(value, bool) or value <= 0:
         return None
     text = repr(value) if isinstance(value, float) else str(value)
@@ -574,13 +581,17 @@ def _convert_fast(
             out["level"] = cur
         elif key == "level":  # the dialect's own key (zap, logrus, structlog)
             leftover = True
-            got = to_level(d, cur)
-            if got is None:
-                return None
-            out["level"] = got[0]
+            hit = d.levels.get(cur.upper() if d.level_ci else cur) if cur.__class__ is str else None
+            if hit is not None:
+                out["level"] = hit  # (to_level's first step)
+            else:
+                got = to_level(d, cur)
+                if got is None:
+                    return None
+                out["level"] = got[0]
+                if got[1]:
+                    original[key] = cur
             changed = True
-            if got[1]:
-                original[key] = cur
         else:
             return None
     else:
@@ -736,14 +747,21 @@ _ID_KEYS: Final = frozenset(
 
 #: Per set of id keys seen in a line, the trace and span keys worth looking at, in order (a
 #: file's lines mostly share one set); bounded against hostile input.
-_ID_PLANS: dict[frozenset[str], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+_IdKeys = tuple[tuple[str, str, str | None], ...]
+_ID_PLANS: dict[frozenset[str], tuple[_IdKeys, _IdKeys]] = {}
 
 
-def _id_plan(present: frozenset[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _id_plan(present: frozenset[str]) -> tuple[_IdKeys, _IdKeys]:
+    # Each key as (key, first part, rest or None): the id keys' dotted names have two parts.
     plan = _ID_PLANS.get(present)
     if plan is None:
         trace, span = (
-            tuple(k for k in keys if k in present or k.split(".", 1)[0] in present)
+            tuple(
+                (k, head, tail or None)
+                for k in keys
+                for head, _, tail in [k.partition(".")]
+                if k in present or head in present
+            )
             for keys in (TRACE_KEYS, SPAN_KEYS)
         )
         if len(_ID_PLANS) >= 512:
@@ -768,12 +786,16 @@ def _take_ids(
         if cur is not _MISSING and (cur is None or (type(cur) is str and cur == cur.lower())):
             out[name] = obj.pop(name)  # (whether it is hex is the validator's to say)
             continue
-        for key in keys:
+        for key, head, tail in keys:
             val = obj.get(key, _MISSING)
+            node: Any = None
             if val is _MISSING:
-                if "." not in key:
+                if tail is None:
                     continue
-                val = _get(obj, key)
+                node = obj.get(head)  # (_get and _pop for a name of two parts, inline)
+                if not isinstance(node, dict):
+                    continue
+                val = node.get(tail, _MISSING)
                 if val is _MISSING:
                     continue
             if not (isinstance(val, str) and pattern.fullmatch(val)):
@@ -781,10 +803,12 @@ def _take_ids(
             hexid = val.lower()
             if not hexid.strip("0"):
                 continue
-            if key in obj:
+            if node is None:
                 del obj[key]
             else:
-                _pop(obj, key)
+                del node[tail]
+                if not node:
+                    del obj[head]
             out[name] = hexid
             changed = True
             if notes is not None:
