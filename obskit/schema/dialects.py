@@ -576,22 +576,13 @@ def _convert_fast(
     # level
     key = d.level[0]
     cur = pop("level", _MISSING)
+    val = _MISSING
     if cur is not _MISSING:
         if cur.__class__ is str and cur in _LEVEL_SET:
             out["level"] = cur
         elif key == "level":  # the dialect's own key (zap, logrus, structlog)
             leftover = True
-            hit = d.levels.get(cur.upper() if d.level_ci else cur) if cur.__class__ is str else None
-            if hit is not None:
-                out["level"] = hit  # (to_level's first step)
-            else:
-                got = to_level(d, cur)
-                if got is None:
-                    return None
-                out["level"] = got[0]
-                if got[1]:
-                    original[key] = cur
-            changed = True
+            val = cur
         else:
             return None
     else:
@@ -602,18 +593,18 @@ def _convert_fast(
             if d.level_absent:
                 out["level"] = d.level_absent
                 changed = True
+    if val is not _MISSING:
+        hit = d.levels.get(val.upper() if d.level_ci else val) if val.__class__ is str else None
+        if hit is not None:
+            out["level"] = hit  # (to_level's first step)
         else:
-            hit = d.levels.get(val.upper() if d.level_ci else val) if val.__class__ is str else None
-            if hit is not None:
-                out["level"] = hit
-            else:
-                got = to_level(d, val)
-                if got is None:
-                    return None
-                out["level"] = got[0]
-                if got[1]:
-                    original[key] = val
-            changed = True
+            got = to_level(d, val)
+            if got is None:
+                return None
+            out["level"] = got[0]
+            if got[1]:
+                original[key] = val
+        changed = True
     # service
     cur = pop("service", _MISSING)
     if cur is not _MISSING:
