@@ -104,3 +104,19 @@ def test_lines_the_fast_path_declines_convert_as_the_converter_says(tmp_path: Pa
     out = _feed(stage, lines)
     assert out == [_converted(x, "ecs") for x in lines]
     assert metrics.totals.converted == {"ecs": 4}
+
+
+def test_a_crash_after_converted_lines_holds_the_checkpoint_at_its_first_line(
+    tmp_path: Path,
+) -> None:
+    stage, metrics, _ = _stage(tmp_path, "go-slog")
+    head = _slog(1) + b"\n" + _slog(2) + b"\n"
+    panic = (
+        b"panic: runtime error: index out of range [5] with length 2\n\ngoroutine 1 [running]:\n"
+    )
+    data = head + panic
+    got = stage.process(Chunk("k", "/logs/app.log", 0, len(data), data))
+    assert len(got.lines) == 2 and metrics.totals.converted == {"go-slog": 2}
+    # The crash is still open: the checkpoint waits at its first line, where the file has it.
+    assert got.end == len(head)
+    assert got.offsets == [0, len(_slog(1)) + 1]
