@@ -84,6 +84,16 @@ class Dialect:
         return tuple((src, dst, src.split(".", 1)[0]) for src, dst in self.renames)
 
     @cached_property
+    def rename_keys(self) -> frozenset[str]:
+        """The top-level keys a rename starts from: none in a line, nothing to rename."""
+        return frozenset(k for src, _, head in self.rename_plan for k in (src, head))
+
+    @cached_property
+    def fast(self) -> bool:
+        """Whether the sidecar's fast path (``_convert_fast``) can convert this dialect."""
+        return _fast_fits(self)
+
+    @cached_property
     def fields(self) -> tuple[tuple[str, tuple[str, ...], Callable[[Any], Any]], ...]:
         """Per schema field: where this dialect has it and how its value is converted."""
         return (
@@ -264,6 +274,9 @@ def _has(obj: Mapping[str, Any], path: str) -> bool:
 _NO_ZONE: Final = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:[.,](\d+))?", re.ASCII)
 _ZONE: Final = re.compile(r"(Z|z|[+-]\d{2}:?\d{2})$", re.ASCII)
 _seconds_cache: list[Any] = [None, ""]
+#: rules.TIMESTAMP_RE's date and time part (an asctime's, once its space is a T)
+_ASCTIME_HEAD: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}", re.ASCII)
+_asctime_cache: list[Any] = [None, None]
 
 
 def _utc_seconds(secs: int) -> str:
@@ -278,6 +291,13 @@ def _utc_seconds(secs: int) -> str:
 def _from_epoch(value: int | float) -> tuple[str, bool] | None:
     """Epoch seconds/millis/micros/nanos -> RFC 3339 UTC (the number's own digits, not a
     float's binary expansion), and whether fraction digits were cut (past nanoseconds)."""
+    if value.__class__ is float and 1e9 <= value < 1e11:
+        # The usual case (zap's seconds): repr has no exponent in this range and at most seven
+        # fraction digits, and the year is 2001 to 5138.
+        whole, _, frac = repr(value).partition(".")
+        frac = frac.rstrip("0")
+        stamp = _utc_seconds(int(whole))
+        return (f"{stamp}.{frac}Z" if frac else f"{stamp}Z"), False
     if isinstance(value, bool) or value <= 0:
         return None
     text = repr(value) if isinstance(value, float) else str(value)
@@ -321,16 +341,23 @@ def to_timestamp(value: object) -> tuple[str, bool] | None:
     12:30:02,123``) is read as UTC, which is a loss (the writer's zone is not known).
     """
     if type(value) is str:
+        if len(value) == 23 and value[10] == " " and value[19] == ",":
+            # Python's asctime, 2024-05-01 12:30:02,123 (the usual case: its second is
+            # looked at once, its milliseconds are three ASCII digits)
+            head = value[:19]
+            if _asctime_cache[0] != head:
+                out = f"{value[:10]}T{value[11:19]}"
+                _asctime_cache[:] = (head, out if _ASCTIME_HEAD.fullmatch(out) else None)
+            frac = value[20:]
+            if _asctime_cache[1] is None or not (frac.isdigit() and frac.isascii()):
+                return None
+            return f"{_asctime_cache[1]}.{frac}Z", True
         if _rfc3339_shape(value) or rules.TIMESTAMP_RE.fullmatch(value):
             return value, False  # (the validator checks the rest, calendar included)
     elif isinstance(value, (int, float)):
         return _from_epoch(value)
     else:
         return None
-    if len(value) == 23 and value[10] == " " and value[19] == ",":
-        # Python's asctime, 2024-05-01 12:30:02,123 (the usual case, without a regex)
-        out = f"{value[:10]}T{value[11:19]}.{value[20:]}Z"
-        return (out, True) if rules.TIMESTAMP_RE.fullmatch(out) else None
     m = _NO_ZONE.match(value)
     if m is None:
         return None
@@ -382,14 +409,6 @@ def to_level(d: Dialect, value: object) -> tuple[str, bool] | None:
 _HEX32: Final = re.compile(r"[0-9a-fA-F]{32}", re.ASCII)
 _HEX16: Final = re.compile(r"[0-9a-fA-F]{16}", re.ASCII)
 _TRACEPARENT: Final = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}", re.ASCII)
-
-
-def _hex_id(value: object, pattern: re.Pattern[str]) -> str | None:
-    if isinstance(value, str) and pattern.fullmatch(value):
-        low = value.lower()
-        if low.strip("0"):
-            return low
-    return None
 
 
 # --- conversion --------------------------------------------------------------------------
@@ -514,6 +533,146 @@ def _convert(
             changed = True
             if notes is not None:
                 notes.added.append("service")
+    return _finish(obj, out, original, changed, leftover, d, notes)
+
+
+def _convert_fast(
+    obj: dict[str, Any], d: Dialect, service: str | None
+) -> tuple[dict[str, Any], bool] | None:
+    """:func:`_convert` without notes for the usual lines, in fewer steps (the sidecar's path):
+    each schema field where the dialect puts it, or already under its schema key in shape.
+    ``None`` for anything else; ``obj`` may then have been changed: decode the line again and
+    use :func:`_convert`, which is the reference (``tests/schema/test_dialect_fast_path.py``
+    holds the two to the same output).
+
+    Relies on the shapes :func:`_fast_fits` checks: time and message keys are top-level
+    names, and there is one level key and at most one service key."""
+    pop = obj.pop
+    out: dict[str, Any] = {}
+    original: dict[str, Any] = {}
+    changed = leftover = False
+    # timestamp: the first of the dialect's keys present decides (as in _convert)
+    cur = pop("timestamp", _MISSING)
+    if cur is not _MISSING:
+        if cur.__class__ is not str or not _rfc3339_shape(cur):
+            return None
+        out["timestamp"] = cur
+    else:
+        for key in d.time:
+            val = pop(key, _MISSING)
+            if val is _MISSING:
+                continue
+            if val.__class__ is str and _rfc3339_shape(val):
+                out["timestamp"] = val
+            else:
+                got = to_timestamp(val)
+                if got is None:
+                    return None
+                out["timestamp"] = got[0]
+                if got[1]:
+                    original[key] = val
+            changed = True
+            break
+    # level
+    key = d.level[0]
+    cur = pop("level", _MISSING)
+    val = _MISSING
+    if cur is not _MISSING:
+        if cur.__class__ is str and cur in _LEVEL_SET:
+            out["level"] = cur
+        elif key == "level":  # the dialect's own key (zap, logrus, structlog)
+            leftover = True
+            val = cur
+        else:
+            return None
+    else:
+        val = pop(key, _MISSING)
+        if val is _MISSING:
+            if "." in key and key.split(".", 1)[0] in obj:
+                return None  # perhaps nested
+            if d.level_absent:
+                out["level"] = d.level_absent
+                changed = True
+    if val is not _MISSING:
+        hit = d.levels.get(val.upper() if d.level_ci else val) if val.__class__ is str else None
+        if hit is not None:
+            out["level"] = hit  # (to_level's first step)
+        else:
+            got = to_level(d, val)
+            if got is None:
+                return None
+            out["level"] = got[0]
+            if got[1]:
+                original[key] = val
+        changed = True
+    # service
+    cur = pop("service", _MISSING)
+    if cur is not _MISSING:
+        if cur.__class__ is str:
+            out["service"] = cur
+        elif d.service == ("service.name",) and cur.__class__ is dict and d.service[0] not in obj:
+            # ECS's service object: its name is the service; anything else in it is kept aside
+            leftover = True
+            name = cur.pop("name", _MISSING)
+            if name.__class__ is not str or not _SERVICE_SHAPE(name):
+                return None
+            out["service"] = name
+            changed = True
+            if cur:
+                obj["service"] = cur  # (_finish keeps it aside)
+        else:
+            return None
+    else:
+        if d.service:
+            val = pop(d.service[0], _MISSING)
+            if val is not _MISSING:
+                if val.__class__ is not str or not _SERVICE_SHAPE(val):
+                    return None
+                out["service"] = val
+                changed = True
+        if "service" not in out and service is not None:
+            out["service"] = service
+            changed = True
+    # message
+    cur = pop("message", _MISSING)
+    if cur is not _MISSING:
+        if cur.__class__ is not str:
+            return None
+        out["message"] = cur
+    else:
+        for key in d.message:
+            val = pop(key, _MISSING)
+            if val is _MISSING:
+                continue
+            if val.__class__ is not str:
+                return None
+            out["message"] = val
+            changed = True
+            break
+    return _finish(obj, out, original, changed, leftover, d, None)
+
+
+def _fast_fits(d: Dialect) -> bool:
+    """Whether ``d`` has the shape :func:`_convert_fast` relies on."""
+    return (
+        all("." not in k for k in (*d.time, *d.message))
+        and len(d.level) == 1
+        and (d.service in ((), ("service.name",)))
+    )
+
+
+def _finish(
+    obj: dict[str, Any],
+    out: dict[str, Any],
+    original: dict[str, Any],
+    changed: bool,
+    leftover: bool,
+    d: Dialect,
+    notes: Conversion | None,
+) -> tuple[dict[str, Any], bool]:
+    """After the schema fields (``out``, losses in ``original``): the trace ids, the
+    dialect's renames, values kept aside (``leftover``: a schema key held another value),
+    then the other keys in their order."""
     # Trace ids: schema v1 ones in shape stay (the usual case); other forms are looked for.
     done = False
     trace = obj.get("trace_id", _MISSING)
@@ -523,9 +682,11 @@ def _convert(
         if span.__class__ is str and span == span.lower():
             out["span_id"] = obj.pop("span_id")
             done = True
-    if not done and not _ID_KEYS.isdisjoint(obj):
-        changed = _take_ids(obj, out, notes) or changed
-    for src, dst, head in d.rename_plan:
+    if not done:
+        present = _ID_KEYS.intersection(obj)
+        if present:
+            changed = _take_ids(obj, out, notes, present) or changed
+    for src, dst, head in d.rename_plan if not d.rename_keys.isdisjoint(obj) else ():
         if (src in obj or head in obj) and dst not in out and not _clashes(obj, src, dst):
             val = _get(obj, src)
             if val is not _MISSING:
@@ -535,7 +696,7 @@ def _convert(
                     changed = True
                     if notes is not None:
                         notes.renamed.append((src, dst))
-    if leftover:
+    if leftover and not _V1_SET.isdisjoint(obj):
         for name in _V1_ORDER:
             if name in out and name in obj:
                 # The key exists with a value schema v1 cannot hold (an ECS ``service``
@@ -575,11 +736,40 @@ _ID_KEYS: Final = frozenset(
 )
 
 
-def _take_ids(obj: dict[str, Any], out: dict[str, Any], notes: Conversion | None) -> bool:
+#: Per set of id keys seen in a line, the trace and span keys worth looking at, in order (a
+#: file's lines mostly share one set); bounded against hostile input.
+_IdKeys = tuple[tuple[str, str, str | None], ...]
+_ID_PLANS: dict[frozenset[str], tuple[_IdKeys, _IdKeys]] = {}
+
+
+def _id_plan(present: frozenset[str]) -> tuple[_IdKeys, _IdKeys]:
+    # Each key as (key, first part, rest or None): the id keys' dotted names have two parts.
+    plan = _ID_PLANS.get(present)
+    if plan is None:
+        trace, span = (
+            tuple(
+                (k, head, tail or None)
+                for k in keys
+                for head, _, tail in [k.partition(".")]
+                if k in present or head in present
+            )
+            for keys in (TRACE_KEYS, SPAN_KEYS)
+        )
+        if len(_ID_PLANS) >= 512:
+            _ID_PLANS.clear()
+        plan = _ID_PLANS[present] = (trace, span)
+    return plan
+
+
+def _take_ids(
+    obj: dict[str, Any], out: dict[str, Any], notes: Conversion | None, present: frozenset[str]
+) -> bool:
+    """Trace and span ids in another form (``present``: the line's keys in ``_ID_KEYS``)."""
     changed = False
+    trace_keys, span_keys = _id_plan(present)
     for name, keys, pattern in (
-        ("trace_id", TRACE_KEYS, _HEX32),
-        ("span_id", SPAN_KEYS, _HEX16),
+        ("trace_id", trace_keys, _HEX32),
+        ("span_id", span_keys, _HEX16),
     ):
         if name in out:
             continue
@@ -587,18 +777,29 @@ def _take_ids(obj: dict[str, Any], out: dict[str, Any], notes: Conversion | None
         if cur is not _MISSING and (cur is None or (type(cur) is str and cur == cur.lower())):
             out[name] = obj.pop(name)  # (whether it is hex is the validator's to say)
             continue
-        for key in keys:
+        for key, head, tail in keys:
             val = obj.get(key, _MISSING)
+            node: Any = None
             if val is _MISSING:
-                if "." not in key:
+                if tail is None:
                     continue
-                val = _get(obj, key)
+                node = obj.get(head)  # (_get and _pop for a name of two parts, inline)
+                if not isinstance(node, dict):
+                    continue
+                val = node.get(tail, _MISSING)
                 if val is _MISSING:
                     continue
-            hexid = _hex_id(val, pattern)
-            if hexid is None:
+            if not (isinstance(val, str) and pattern.fullmatch(val)):
                 continue
-            _pop(obj, key)
+            hexid = val.lower()
+            if not hexid.strip("0"):
+                continue
+            if node is None:
+                del obj[key]
+            else:
+                del node[tail]
+                if not node:
+                    del obj[head]
             out[name] = hexid
             changed = True
             if notes is not None:
@@ -661,13 +862,55 @@ def convert_line(
     d = dialect if dialect is not None else detect(obj)
     if d is None:
         return None
-    notes = Conversion() if explain else None
+    if not explain:
+        got = _convert_decoded(obj, line, d, service)
+        return None if got is None else (got, None, d)
+    notes = Conversion()
     out, changed = _convert(obj, d, service, notes)
     if not changed:
         return None
-    if notes is not None:
-        notes.obj = out
+    notes.obj = out
     return _ENCODE(out), notes, d
+
+
+def _convert_decoded(
+    obj: dict[str, Any], line: bytes, d: Dialect, service: str | None
+) -> bytes | None:
+    """``line`` (decoded: ``obj``, consumed) converted from ``d``; ``None``: no change."""
+    got = _convert_fast(obj, d, service) if d.fast else None
+    if got is None:
+        if d.fast:
+            obj = _DECODE(line)  # the fast path may have changed it
+        got = _convert(obj, d, service, None)
+    return _ENCODE(got[0]) if got[1] else None
+
+
+def convert_lines(
+    lines: list[bytes], dialect: Dialect | None, service: str | None = None
+) -> tuple[list[bytes], list[int], list[str]]:
+    """:func:`convert_line` over ``lines`` (the sidecar's path): the lines, converted where
+    that changed them; the indexes of those; and the dialect each was converted from. Only
+    lines that start with ``{`` are looked at (crash output and blank lines are not JSON)."""
+    out = list(lines)
+    changed: list[int] = []
+    names: list[str] = []
+    decode, detect_, convert = _DECODE, detect, _convert_decoded
+    for i, line in enumerate(lines):
+        if not line.startswith(b"{"):
+            continue
+        try:
+            obj = decode(line)
+        except msgspec.DecodeError:
+            continue
+        d = dialect if dialect is not None else detect_(obj)
+        if d is None:
+            continue
+        new = convert(obj, line, d, service)
+        if new is not None:
+            out[i] = new
+            changed.append(i)
+            names.append(d.name)
+    return out, changed, names
 
 
 _DECODE: Final = msgspec.json.Decoder().decode

@@ -27,7 +27,7 @@ from msgspec import UNSET
 
 from obskit.schema import Policy, Record, Violation, split_lines, validate_chunk, validate_lines
 from obskit.schema import rules as R
-from obskit.schema.dialects import Dialect, convert_line, dialect_named
+from obskit.schema.dialects import Dialect, convert_lines, dialect_named
 from sidecar.config import Action, SchemaConfig
 from sidecar.metrics import Metrics
 from sidecar.source.chunk import Chunk
@@ -138,20 +138,26 @@ class SchemaStage:
         plan = self.plan(chunk.file_key, chunk.path)
         data = chunk.data
         originals: dict[int, tuple[bytes, str]] | None = None
+        raw: list[bytes] | None = None
         if plan.convert:
-            converted, originals = self._convert(split_lines(data), plan)
+            raw = split_lines(data)
+            converted, changed, names = convert_lines(
+                raw, plan.dialect, plan.service or self.cfg.service_default
+            )
             res = validate_lines(converted, self.policy)
-            # Counted when the converted line passes: a failed one is quarantined instead.
-            done = Counter(name for i, (_, name) in originals.items() if res.records[i])
-            for name, n in done.items():
-                self.metrics.converted(name, n)
+            originals = dict(
+                zip(changed, zip(map(raw.__getitem__, changed), names, strict=True), strict=True)
+            )
+            self._count_converted(plan, res.records, changed, names)
         else:
             res = validate_chunk(data, self.policy)
         lines = res.lines
         if chunk.offsets is not None:
             offsets = list(chunk.offsets)
         else:
-            offsets = list(accumulate(map(_PLUS_ONE, map(len, lines)), initial=chunk.start))
+            # From the lines as read: a converted line is longer or shorter than its original.
+            read = raw if raw is not None else lines
+            offsets = list(accumulate(map(_PLUS_ONE, map(len, read)), initial=chunk.start))
             offsets.pop()
         self.metrics.read(len(lines), len(data))
         records: list[Any] = res.records
@@ -224,23 +230,19 @@ class SchemaStage:
         return Prepared(key, path, out.lines, out.records, out.offsets, end, chunk.id_key)
 
     # -- dialects ---------------------------------------------------------------------------
-    def _convert(
-        self, lines: list[bytes], plan: FilePlan
-    ) -> tuple[list[bytes], dict[int, tuple[bytes, str]]]:
-        """Each line converted from the file's dialect, and the originals of the changed
-        ones (with the dialect's name)."""
-        out = list(lines)
-        originals: dict[int, tuple[bytes, str]] = {}
-        service = plan.service or self.cfg.service_default
-        d = plan.dialect
-        for i, line in enumerate(lines):
-            if not line.startswith(b"{"):
-                continue  # not a JSON object (crash output, blank): nothing to convert
-            got = convert_line(line, d, service)
-            if got is not None:
-                out[i] = got[0]
-                originals[i] = line, got[2].name
-        return out, originals
+    def _count_converted(
+        self, plan: FilePlan, records: list[Any], changed: list[int], names: list[str]
+    ) -> None:
+        # Counted when the converted line passes: a failed one is quarantined instead.
+        passed = list(map(records.__getitem__, changed))
+        if plan.dialect is not None:  # one dialect: count in C
+            n = len(passed) - passed.count(None)
+            if n:
+                self.metrics.converted(plan.dialect.name, n)
+            return
+        done = Counter(name for name, rec in zip(names, passed, strict=True) if rec is not None)
+        for name, n in done.items():
+            self.metrics.converted(name, n)
 
     # -- multi-line crash groups ------------------------------------------------------------
     def flush_due(self, now: float, files: FileStatuses, final: bool = False) -> list[Prepared]:

@@ -88,7 +88,22 @@ def test_timestamps(value: object, expected: str, lost: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", [0, -5, True, "yesterday", "2026-02-3 10:00:00", None, [1], float("inf"), 1e40]
+    "value",
+    [
+        0,
+        -5,
+        True,
+        "yesterday",
+        "2026-02-3 10:00:00",
+        None,
+        [1],
+        float("inf"),
+        1e40,
+        # asctime shapes whose second is cached: their own milliseconds still decide
+        "2026-12-07 23:30:56,13x",
+        "2026-12-07 23:30:56,1\u00b23",
+        "2026-1x-07 23:30:56,134",
+    ],
 )
 def test_timestamps_that_cannot_be_converted(value: object) -> None:
     assert to_timestamp(value) is None
@@ -162,6 +177,14 @@ def test_trace_ids_are_mapped_and_lower_cased(ids: dict[str, Any]) -> None:
     got = convert(line, BY_NAME["go-slog"], SERVICE).obj
     assert (got["trace_id"], got["span_id"]) == (T, S)
     assert set(got) == {"timestamp", "level", "service", "message", "trace_id", "span_id"}
+
+
+def test_a_nested_id_leaves_the_rest_of_its_object() -> None:
+    ids = {"trace": {"id": T.upper(), "flags": 1}, "span": {"id": 7}, "span.id": S}
+    line = {"time": "2026-01-01T00:00:00Z", "level": "INFO", "msg": "m", **ids}
+    got = convert(line, BY_NAME["go-slog"], SERVICE).obj
+    assert (got["trace_id"], got["span_id"]) == (T, S)
+    assert (got["trace"], got["span"]) == ({"flags": 1}, {"id": 7})
 
 
 @pytest.mark.parametrize(
