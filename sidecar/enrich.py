@@ -12,6 +12,7 @@ written twice** (Elasticsearch refuses duplicate keys; other readers keep one at
 from __future__ import annotations
 
 import functools
+import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
@@ -181,9 +182,24 @@ class Enrichment:
         data = b"\n".join(lines)
         if not any(n[:-1] in data and n in data for _, n in self._needles) and _plain(lines):
             sep = self._suffix + b"}\n"
+            if _join_before_last is not None:  # the same bytes, no bytes object per line
+                return _join_before_last(lines, sep)
             return sep.join([ln[:-1] for ln in lines]) + sep
         return b"".join([self.append(ln) + b"\n" for ln in lines])
 
+
+def _load_c() -> Callable[[list[bytes], bytes], bytes] | None:
+    if os.environ.get("OBSKIT_PURE_PYTHON"):
+        return None
+    try:
+        from sidecar.sinks import _accel  # type: ignore[attr-defined, unused-ignore]
+    except ImportError:  # not built here (no C compiler): the Python join, same bytes
+        return None
+    return _accel.join_before_last  # type: ignore[no-any-return]
+
+
+#: ``sidecar/sinks/_accel.c``'s ``join_before_last`` when it was built, else ``None``.
+_join_before_last = _load_c()
 
 _last, _second_last = itemgetter(-1), itemgetter(-2)
 #: What may precede a JSON object's closing brace when a value does (string, object, array,

@@ -1,4 +1,4 @@
-/* The network sinks' per-line loops in C (optional: the pure Python functions named below
+/* The sinks' per-line loops in C (optional: the pure Python functions named below
  * are the reference, and what runs where this was not built; tests/sinks/test_accel.py checks
  * both give the same results on generated inputs).
  *
@@ -11,6 +11,11 @@
  *   Each entry's Loki structured metadata (loki_proto.trace_metadata) where the trace id
  *   and the span id (if any) are the W3C-sized ASCII ones; b"" where there is no trace id;
  *   None for anything else, which the caller encodes in Python.
+ *
+ * join_before_last(lines, sep) -> bytes
+ *   sep.join([line[:-1] for line in lines]) + sep, without a bytes object per line: the file
+ *   sink's enrichment, which puts the static fields before each record's closing brace
+ *   (sidecar/enrich.py's Enrichment.append_lines).
  *
  * encode_stream: the Loki push encoder's inner loop, byte for byte what
  * sidecar/sinks/loki_proto.py's encode_stream_py writes: one PushRequest.streams field from a
@@ -315,7 +320,43 @@ static PyObject *encode_stream(PyObject *self, PyObject *args) {
     return out;
 }
 
+static PyObject *join_before_last(PyObject *self, PyObject *args) {
+    PyObject *lines, *sep;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &lines, &PyBytes_Type, &sep))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(lines), ns = PyBytes_GET_SIZE(sep), total = 0;
+    if (n == 0) /* as sep.join([]) + sep */
+        return PyBytes_FromStringAndSize(PyBytes_AS_STRING(sep), ns);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *ln = PyList_GET_ITEM(lines, i);
+        if (!PyBytes_Check(ln)) {
+            PyErr_SetString(PyExc_TypeError, "join_before_last: a list of bytes expected");
+            return NULL;
+        }
+        Py_ssize_t len = PyBytes_GET_SIZE(ln);
+        total += (len ? len - 1 : 0) + ns;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, total);
+    if (out == NULL)
+        return NULL;
+    char *p = PyBytes_AS_STRING(out);
+    const char *sp = PyBytes_AS_STRING(sep);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *ln = PyList_GET_ITEM(lines, i);
+        Py_ssize_t len = PyBytes_GET_SIZE(ln);
+        if (len > 1) {
+            memcpy(p, PyBytes_AS_STRING(ln), (size_t)(len - 1));
+            p += len - 1;
+        }
+        memcpy(p, sp, (size_t)ns);
+        p += ns;
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"join_before_last", join_before_last, METH_VARARGS,
+     "join_before_last(lines, sep) -> bytes: each line without its last byte, then sep."},
     {"timestamps_ns", timestamps_ns, METH_O,
      "timestamps_ns(list[str]) -> list[int | None]: Unix ns of plain UTC timestamps."},
     {"trace_metadata_list", trace_metadata_list, METH_VARARGS,
@@ -327,7 +368,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_accel", "The network sinks' per-line loops in C (optional).", -1,
+    PyModuleDef_HEAD_INIT, "_accel", "The sinks' per-line loops in C (optional).", -1,
     methods,
 };
 

@@ -1,4 +1,4 @@
-"""The optional C loops of the network sinks (``sidecar/sinks/_accel.c``) against their pure
+"""The optional C loops of the sinks (``sidecar/sinks/_accel.c``) against their pure
 Python references: the same integers, the same bytes, on generated inputs and on a real batch
 through the Loki sink."""
 
@@ -214,3 +214,31 @@ def test_pure_python_env_var_turns_the_c_loops_off() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout == "None None None\n"
+
+
+# -- the file sink's enrichment ---------------------------------------------------------------
+@needs_c
+@SETTINGS
+@given(st.lists(st.binary(max_size=40), max_size=12), st.binary(max_size=30))
+def test_join_before_last_c_equals_python(lines: list[bytes], sep: bytes) -> None:
+    from sidecar import enrich
+
+    assert enrich._join_before_last is not None
+    assert enrich._join_before_last(lines, sep) == sep.join([ln[:-1] for ln in lines]) + sep
+
+
+@needs_c
+def test_file_sink_enrichment_is_the_same_with_and_without_c(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sidecar import enrich
+
+    e = enrich.Enrichment({"host": "h-1", "environment": "prod"})
+    plain = [b'{"a":1}', b'{"message":"x","n":[1,2]}', b'{"s":"\\u00e9"}']
+    needs_look = [*plain, b'{"host":"mine"}', b"{}", b"not json", b'{"a":1} ']
+    for lines in (plain, needs_look):
+        with_c = e.append_lines(lines)
+        monkeypatch.setattr(enrich, "_join_before_last", None)
+        assert e.append_lines(lines) == with_c
+        monkeypatch.undo()
+    assert e.append_lines(plain).splitlines()[0] == b'{"a":1,"host":"h-1","environment":"prod"}'
