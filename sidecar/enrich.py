@@ -12,7 +12,6 @@ written twice** (Elasticsearch refuses duplicate keys; other readers keep one at
 from __future__ import annotations
 
 import functools
-import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
@@ -20,6 +19,8 @@ from typing import Any, Protocol
 
 import msgspec
 import orjson
+
+from sidecar.sinks.accel import ACCEL
 
 
 class EnrichSettings(Protocol):
@@ -188,18 +189,10 @@ class Enrichment:
         return b"".join([self.append(ln) + b"\n" for ln in lines])
 
 
-def _load_c() -> Callable[[list[bytes], bytes], bytes] | None:
-    if os.environ.get("OBSKIT_PURE_PYTHON"):
-        return None
-    try:
-        from sidecar.sinks import _accel  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:  # not built here (no C compiler): the Python join, same bytes
-        return None
-    return _accel.join_before_last  # type: ignore[no-any-return]
-
-
 #: ``sidecar/sinks/_accel.c``'s ``join_before_last`` when it was built, else ``None``.
-_join_before_last = _load_c()
+_join_before_last: Callable[[list[bytes], bytes], bytes] | None = (
+    ACCEL.join_before_last if ACCEL else None
+)
 
 _last, _second_last = itemgetter(-1), itemgetter(-2)
 #: What may precede a JSON object's closing brace when a value does (string, object, array,

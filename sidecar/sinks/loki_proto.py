@@ -9,11 +9,11 @@ does. The tests decode the output with the official runtime.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import cramjam
 
+from sidecar.sinks.accel import ACCEL
 from sidecar.sinks.protowire import SMALL as _SMALL
 from sidecar.sinks.protowire import varint
 
@@ -94,19 +94,10 @@ _CTraceMeta = Callable[[list[object], list[object]], list[bytes | None]]
 _CEncoder = Callable[[str, Sequence[int], Sequence[bytes], Sequence[bytes] | None], bytes | None]
 
 
-def _load_c() -> tuple[_CEncoder, _CTraceMeta] | tuple[None, None]:
-    if os.environ.get("OBSKIT_PURE_PYTHON"):
-        return None, None
-    try:
-        from sidecar.sinks import _accel  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:  # not built here (no C compiler): same bytes, slower
-        return None, None
-    return _accel.encode_stream, _accel.trace_metadata_list
-
-
 #: ``sidecar/sinks/_accel.c``'s ``encode_stream`` and ``trace_metadata_list`` when it was
 #: built, else ``None``.
-_c_encode, _c_trace_meta = _load_c()
+_c_encode: _CEncoder | None = ACCEL.encode_stream if ACCEL else None
+_c_trace_meta: _CTraceMeta | None = ACCEL.trace_metadata_list if ACCEL else None
 
 
 def encode_stream(

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
 
 from obskit.schema import timestamp_ns
 from obskit.schema.record import Record
+from sidecar.sinks.accel import ACCEL
 
 _CTimestamps = Callable[[list[str]], list[int | None]]
 _timestamp_of = attrgetter("timestamp")
 
 
-def _load_c() -> _CTimestamps | None:
-    if os.environ.get("OBSKIT_PURE_PYTHON"):
-        return None
-    try:
-        from sidecar.sinks import _accel  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:  # not built here (no C compiler): same values, slower
-        return None
-    return _accel.timestamps_ns  # type: ignore[no-any-return]
-
-
 #: ``sidecar/sinks/_accel.c``'s ``timestamps_ns`` when it was built, else ``None``.
-_c_timestamps: _CTimestamps | None = _load_c()
+_c_timestamps: _CTimestamps | None = ACCEL.timestamps_ns if ACCEL else None
 
 
 class Timestamps:
