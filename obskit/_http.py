@@ -160,6 +160,12 @@ def retry_after(resp: httpx.Response, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+#: The jitter's generator when none is given: one per process, since seeding one from the OS
+#: for every Backoff cost more than the rest of a successful push's bookkeeping (a sink makes
+#: a Backoff per push). ``uniform`` on a shared Random is safe across threads.
+_JITTER = random.Random()
+
+
 class Backoff:
     """Exponential backoff with full jitter; ``Retry-After`` overrides when longer (up to
     four times ``max``)."""
@@ -167,7 +173,7 @@ class Backoff:
     def __init__(self, cfg: RetryConfig, rng: random.Random | None = None) -> None:
         self.cfg = cfg
         self.attempt = 0
-        self._rng = rng or random.Random()
+        self._rng = rng or _JITTER
 
     def next_delay(self, server_hint: float | None = None) -> float:
         """The pause before the next attempt."""

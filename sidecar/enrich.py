@@ -20,6 +20,8 @@ from typing import Any, Protocol
 import msgspec
 import orjson
 
+from sidecar.sinks.accel import ACCEL
+
 
 class EnrichSettings(Protocol):
     """The ``enrich:`` section (``sidecar.config.EnrichConfig``)."""
@@ -181,9 +183,16 @@ class Enrichment:
         data = b"\n".join(lines)
         if not any(n[:-1] in data and n in data for _, n in self._needles) and _plain(lines):
             sep = self._suffix + b"}\n"
+            if _join_before_last is not None:  # the same bytes, no bytes object per line
+                return _join_before_last(lines, sep)
             return sep.join([ln[:-1] for ln in lines]) + sep
         return b"".join([self.append(ln) + b"\n" for ln in lines])
 
+
+#: ``sidecar/sinks/_accel.c``'s ``join_before_last`` when it was built, else ``None``.
+_join_before_last: Callable[[list[bytes], bytes], bytes] | None = (
+    ACCEL.join_before_last if ACCEL else None
+)
 
 _last, _second_last = itemgetter(-1), itemgetter(-2)
 #: What may precede a JSON object's closing brace when a value does (string, object, array,

@@ -75,6 +75,7 @@ class Batch:
     """
 
     __slots__ = (
+        "_nbytes",
         "extents",
         "lines",
         "offsets",
@@ -108,6 +109,7 @@ class Batch:
         self.extents: dict[str, tuple[int, int]] = extents if extents is not None else {}
         self.paths: dict[str, str] = paths if paths is not None else {}
         self.read_time = read_time
+        self._nbytes = -1
 
     def line_id(self, i: int) -> LineId:
         """The identity of line ``i``."""
@@ -162,7 +164,11 @@ class Batch:
 
     @property
     def nbytes(self) -> int:
-        return sum(map(len, self.lines))
+        """The lines' bytes; counted once (the engine and the tracker both ask, and the lines
+        of a batch never change once it is built)."""
+        if self._nbytes < 0:
+            self._nbytes = sum(map(len, self.lines))
+        return self._nbytes
 
 
 @dataclass(slots=True)

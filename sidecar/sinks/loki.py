@@ -23,6 +23,7 @@ import time
 from bisect import bisect_right
 from dataclasses import dataclass
 from itertools import accumulate
+from operator import attrgetter
 from typing import Literal
 
 import httpx
@@ -46,11 +47,9 @@ from sidecar.sinks.delivery import Outcome
 from sidecar.sinks.http import HTTPSink
 from sidecar.sinks.loki_errors import LokiError, parse_reply
 from sidecar.sinks.loki_proto import (
-    SPAN_HDR,
-    TRACE_HDR,
     compress,
     encode_stream,
-    trace_metadata,
+    trace_metadata_list,
 )
 from sidecar.sinks.timestamps import Timestamps
 
@@ -59,6 +58,7 @@ MAX_LABELS = 15  # Loki's default max_label_names_per_series
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _RESERVED = {"service", "level", "service_name"}
 _LOKI_ADDED = frozenset({"service_name", "__stream_shard__"})
+_trace_id, _span_id = attrgetter("trace_id"), attrgetter("span_id")
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -133,11 +133,15 @@ class _Push:
 
 @dataclass
 class _Ctx:
-    """Per-batch facts every attempt needs, computed once: timestamps and stream keys."""
+    """Per-batch facts every attempt needs, computed once: timestamps and stream keys; the
+    pushes :meth:`LokiSink.parts` planned (by the id of the index list it returned, with
+    that list); each line's structured metadata, once a push needs it."""
 
     batch: Batch
     ts: list[int]
     keys: list[str]
+    planned: dict[int, tuple[list[int], _Push]] | None = None
+    sm: list[bytes] | None = None
 
 
 class LokiSink(HTTPSink):
@@ -173,7 +177,14 @@ class LokiSink(HTTPSink):
         """Pushes of at most ``batch_max_bytes``: entries grouped per stream and ordered by
         time within it, each a flat list of indices (:meth:`_streams` regroups them)."""
         ctx = self._context(batch)
-        return [push.indices() for push in self._plan(batch, ctx)]
+        out = []
+        planned = {}
+        for push in self._plan(batch, ctx):
+            idx = push.indices()
+            planned[id(idx)] = (idx, push)
+            out.append(idx)
+        ctx.planned = planned
+        return out
 
     def _context(self, batch: Batch) -> _Ctx:
         if self._ctx is not None and self._ctx.batch is batch:
@@ -181,7 +192,8 @@ class LokiSink(HTTPSink):
         if self._instance is None:
             self._instance = instance_name(batch.static)
         ts = self._timestamps(batch)
-        keys = [self._stream_key(rec.service, rec.level) for rec in batch.records]
+        known, key_of = self._stream_text.get, self._stream_key
+        keys = [known((r.service, r.level)) or key_of(r.service, r.level) for r in batch.records]
         self._ctx = _Ctx(batch, ts, keys)
         return self._ctx
 
@@ -240,6 +252,9 @@ class LokiSink(HTTPSink):
         return pushes
 
     def _streams(self, ctx: _Ctx, part: list[int]) -> _Push:
+        got = ctx.planned.get(id(part)) if ctx.planned else None
+        if got is not None and got[0] is part:  # as planned (not a half of a split push)
+            return got[1]
         keys = ctx.keys
         out: list[tuple[str, list[int]]] = []
         for i in part:
@@ -281,34 +296,23 @@ class LokiSink(HTTPSink):
                 body = gzip.compress(body, compresslevel=1)
                 headers["Content-Encoding"] = "gzip"
             return body, headers
-        records = batch.records
-        sm_on = self.structured_metadata
+        sm_all = self._structured_metadata(batch) if self.structured_metadata else None
         parts = []
         for key, idx in push.streams:
-            sm: list[bytes] | None = None
-            if sm_on:
-                sm = []
-                append = sm.append
-                for i in idx:
-                    rec = records[i]
-                    tid = rec.trace_id
-                    if not tid:
-                        append(b"")
-                        continue
-                    sid = rec.span_id
-                    tb = tid.encode()
-                    # W3C-sized ids (what schema v1 enforces) take the precomputed headers.
-                    if len(tb) == 32:
-                        if not sid:
-                            append(TRACE_HDR + tb)
-                            continue
-                        sb = sid.encode()
-                        if len(sb) == 16:
-                            append(TRACE_HDR + tb + SPAN_HDR + sb)
-                            continue
-                    append(trace_metadata(tid, sid or None))
+            sm = [sm_all[i] for i in idx] if sm_all is not None else None
             parts.append(encode_stream(key, [ts[i] for i in idx], [lines[i] for i in idx], sm))
         return compress(b"".join(parts)), {"Content-Type": "application/x-protobuf"}
+
+    def _structured_metadata(self, batch: Batch) -> list[bytes]:
+        """Every line's encoded trace/span metadata, once per batch."""
+        ctx = self._ctx
+        if ctx is not None and ctx.batch is batch and ctx.sm is not None:
+            return ctx.sm
+        recs = batch.records
+        sm = trace_metadata_list(list(map(_trace_id, recs)), list(map(_span_id, recs)))
+        if ctx is not None and ctx.batch is batch:
+            ctx.sm = sm
+        return sm
 
     # --- one attempt -----------------------------------------------------------------------
     def attempt(self, batch: Batch, part: list[int]) -> Outcome:

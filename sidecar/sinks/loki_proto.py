@@ -9,10 +9,11 @@ does. The tests decode the output with the official runtime.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cramjam
 
+from sidecar.sinks.accel import ACCEL
 from sidecar.sinks.protowire import SMALL as _SMALL
 from sidecar.sinks.protowire import varint
 
@@ -60,14 +61,11 @@ def _nanos(ns: int) -> bytes:
     return b
 
 
-def encode_stream(
+def encode_stream_py(
     labels: str, ts: Sequence[int], lines: Sequence[bytes], sm: Sequence[bytes] | None = None
 ) -> bytes:
-    """One ``PushRequest.streams`` field: the stream ``labels`` selector and its entries.
-
-    ``lines`` are UTF-8 bytes; ``sm[i]`` the entry's encoded structured metadata (from
-    :func:`label_pair`, ``b""`` for none). Concatenate streams to get a ``PushRequest``.
-    """
+    """:func:`encode_stream` in pure Python: the reference the C loop is tested against, and
+    what runs where the C extension was not built."""
     secs, nanos = _SECS, _NANOS
     entry_hdr, line_hdr, ts_hdr = _ENTRY_HDR, _LINE_HDR, _TS_HDR
     parts: list[bytes] = []
@@ -92,6 +90,33 @@ def encode_stream(
     return b"".join([_T_STREAM, varint(len(head) + size), head, *parts])
 
 
+_CTraceMeta = Callable[[list[object], list[object]], list[bytes | None]]
+_CEncoder = Callable[[str, Sequence[int], Sequence[bytes], Sequence[bytes] | None], bytes | None]
+
+
+#: ``sidecar/sinks/_accel.c``'s ``encode_stream`` and ``trace_metadata_list`` when it was
+#: built, else ``None``.
+_c_encode: _CEncoder | None = ACCEL.encode_stream if ACCEL else None
+_c_trace_meta: _CTraceMeta | None = ACCEL.trace_metadata_list if ACCEL else None
+
+
+def encode_stream(
+    labels: str, ts: Sequence[int], lines: Sequence[bytes], sm: Sequence[bytes] | None = None
+) -> bytes:
+    """One ``PushRequest.streams`` field: the stream ``labels`` selector and its entries.
+
+    ``lines`` are UTF-8 bytes; ``sm[i]`` the entry's encoded structured metadata (from
+    :func:`label_pair`, ``b""`` for none). Concatenate streams to get a ``PushRequest``.
+    The C loop (about 10x faster) takes lists of ints and bytes; anything else, or anything
+    it does not handle, goes through :func:`encode_stream_py`, byte for byte the same.
+    """
+    if _c_encode is not None:
+        out = _c_encode(labels, ts, lines, sm)
+        if out is not None:
+            return out
+    return encode_stream_py(labels, ts, lines, sm)
+
+
 #: structuredMetadata headers for a 32-byte trace_id / 16-byte span_id value.
 TRACE_HDR = _T_SM + varint(44) + b"\x0a\x08trace_id\x12\x20"  # 32-hex trace id
 SPAN_HDR = _T_SM + varint(27) + b"\x0a\x07span_id\x12\x10"  # 16-hex span id
@@ -110,3 +135,25 @@ def trace_metadata(trace_id: str, span_id: str | None) -> bytes:
 def compress(push_request: bytes) -> bytes:
     """Snappy block format, as Loki expects for ``application/x-protobuf``."""
     return bytes(cramjam.snappy.compress_raw(push_request))
+
+
+def trace_metadata_list_py(trace_ids: Sequence[object], span_ids: Sequence[object]) -> list[bytes]:
+    """:func:`trace_metadata_list` in pure Python: the reference for the C loop."""
+    return [
+        trace_metadata(tid, sid or None) if tid else b""  # type: ignore[arg-type]
+        for tid, sid in zip(trace_ids, span_ids, strict=True)
+    ]
+
+
+def trace_metadata_list(trace_ids: list[object], span_ids: list[object]) -> list[bytes]:
+    """Each entry's structured metadata (:func:`trace_metadata`; ``b""`` without a trace id)
+    from its record's ``trace_id`` and ``span_id`` (``str``, ``None`` or ``UNSET``)."""
+    if _c_trace_meta is None:
+        return trace_metadata_list_py(trace_ids, span_ids)
+    out = _c_trace_meta(trace_ids, span_ids)
+    if None in out:  # ids of other sizes: in Python
+        return [
+            m if m is not None else trace_metadata(t, s or None)  # type: ignore[arg-type]
+            for m, t, s in zip(out, trace_ids, span_ids, strict=True)
+        ]
+    return out  # type: ignore[return-value]
