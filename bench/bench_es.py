@@ -72,8 +72,8 @@ def start_receiver(port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("receiver did not start")
 
 
-def run_e2e(work: Path, lines: int, inflight: str | None) -> dict[str, float]:
-    work = work / f"e2e-{inflight or 'default'}"
+def run_e2e(work: Path, lines: int, inflight: str | None, spool: bool = True) -> dict[str, float]:
+    work = work / f"e2e-{inflight or 'default'}-{'spool' if spool else 'nospool'}"
     logs, state = work / "logs", work / "state"
     logs.mkdir(parents=True)
     state.mkdir()
@@ -88,7 +88,8 @@ def run_e2e(work: Path, lines: int, inflight: str | None) -> dict[str, float]:
         + (f"memory:\n  max_inflight_bytes: {inflight}\n" if inflight else "")
         + "sinks:\n"
         "  - name: es\n    type: elasticsearch\n"
-        f"    url: http://127.0.0.1:{port}\n    gzip: true\n",
+        f"    url: http://127.0.0.1:{port}\n    gzip: true\n"
+        + ("" if spool else "    spool: false\n"),
         encoding="utf-8",
     )
     exe = Path(sys.executable).parent / "obskit-sidecar"
@@ -251,13 +252,17 @@ def main() -> None:
     ap.add_argument(
         "--inflight", action="append", help="memory.max_inflight_bytes for e2e (repeatable)"
     )
+    ap.add_argument("--spool", choices=("on", "off", "both"), default="on", help="e2e runs")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="obskit-bench-es-") as tmp:
         work = Path(tmp)
-        for inflight in [] if a.skip_e2e else (a.inflight or [None]):
-            r = run_e2e(work, a.lines, inflight)
+        spools = {"on": [True], "off": [False], "both": [False, True]}[a.spool]
+        runs = [] if a.skip_e2e else [(i, sp) for i in (a.inflight or [None]) for sp in spools]
+        for inflight, spool in runs:
+            r = run_e2e(work, a.lines, inflight, spool)
             print(
-                f"end to end (max_inflight_bytes {inflight or 'default'}): {r['lines']:,} lines "
+                f"end to end (max_inflight_bytes {inflight or 'default'}, spool "
+                f"{'on' if spool else 'off'}): {r['lines']:,} lines "
                 f"({r['bytes'] / 1e6:.0f} MB) -> "
                 f"{r['docs']:,} docs "
                 f"(non-201 items: {r['items_non_201']}) in {r['seconds']:.2f} s = "
