@@ -162,3 +162,18 @@ def test_enrichment_rule_on_single_lines() -> None:
     assert e.append(b'{"host":"a" oops}') == b'{"host":"a" oops,"pod":"p-1"}'
     assert e.append(b"[1]") == b"[1]" and e.append(b"text") == b"text"
     assert e.missing(b'{"pod":null}') == ["host"]
+
+
+def test_es_builder_finds_a_static_key_spelled_with_an_escape_and_ignores_it_in_values() -> None:
+    # The byte search before the probe must not miss a key written "\u0068ost" (JSON's
+    # escape for "host"), nor decode for a "host" that is only inside a value.
+    b = _builder({"host": "vm"})
+    escaped = line(2)[:-1] + b',"\\u0068ost":"own"}'
+    _, doc, _ = b.item(escaped, _record(escaped), "k", 2).split(b"\n")
+    assert json.loads(doc)["host"] == "own" and b'"host":"vm"' not in doc
+    in_value = line(3)[:-1] + b',"note":"the \\"host\\" key"}'
+    _, doc, _ = b.item(in_value, _record(in_value), "k", 3).split(b"\n")
+    assert json.loads(doc)["host"] == "vm" and json.loads(doc)["note"] == 'the "host" key'
+    plain = line(4)
+    _, doc, _ = b.item(plain, _record(plain), "k", 4).split(b"\n")
+    assert json.loads(doc)["host"] == "vm" and doc.count(b'"host"') == 1
