@@ -15,7 +15,6 @@ Neither ever accepts a line that ``check_line`` rejects: the property tests in
 
 from __future__ import annotations
 
-import os
 import re
 from bisect import bisect_right
 from collections import Counter
@@ -28,6 +27,7 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET
 
+from obskit._native import optional_extension
 from obskit.schema import rules
 from obskit.schema.policy import Policy
 from obskit.schema.precise import (
@@ -225,18 +225,9 @@ _SERVICE_CACHE_MAX: Final = 4096
 _CONFIGS: dict[tuple[Policy, int], tuple[object, ...]] = {}
 
 
-def _load_kernel() -> _Kernel | None:
-    if os.environ.get("OBSKIT_PURE_PYTHON"):
-        return None
-    try:
-        from obskit.schema import _scan  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:  # not built here (no C compiler): same verdicts, slower
-        return None
-    return _scan.check_block  # type: ignore[no-any-return]
-
-
+_scan = optional_extension("obskit.schema._scan")
 #: The C kernel's ``check_block`` when it was built, else ``None`` (the pure Python path).
-_kernel: _Kernel | None = _load_kernel()
+_kernel: _Kernel | None = _scan.check_block if _scan is not None else None
 
 
 def _kernel_fits(policy: Policy) -> bool:

@@ -6,20 +6,9 @@ results (``tests/sinks/test_accel.py``)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-
-def load() -> Any | None:
-    """The ``_accel`` module, or ``None`` for the pure Python paths."""
-    if os.environ.get("OBSKIT_PURE_PYTHON"):
-        return None
-    try:
-        from sidecar.sinks import _accel  # type: ignore[attr-defined, unused-ignore]
-    except ImportError:  # not built here (no C compiler): same results, slower
-        return None
-    return _accel
-
+from obskit._native import optional_extension
 
 #: The C extension when it was built and allowed, else ``None``.
-ACCEL: Any | None = load()
+ACCEL: Any | None = optional_extension("sidecar.sinks._accel")
