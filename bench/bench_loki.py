@@ -30,7 +30,14 @@ LOKI = "tests.receivers.loki"
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import write_corpus  # noqa: E402
-from bench.harness import batches, corpus_prefix, cpu, start_receiver, stop_receiver  # noqa: E402
+from bench.harness import (  # noqa: E402
+    batches,
+    corpus_prefix,
+    cpu,
+    run_sink_alone,
+    start_receiver,
+    stop_receiver,
+)
 from sidecar.sinks.base import Batch  # noqa: E402
 from sidecar.sinks.loki import Config, LokiSink  # noqa: E402
 from sidecar.sinks.loki_proto import compress  # noqa: E402
@@ -166,26 +173,6 @@ def run_encode_compare(bs: list[Batch]) -> None:
     print(f"  protobuf runtime    : {runtime * 1e6 / n:.2f} CPU-s per million lines")
 
 
-def run_sink(bs: list[Batch]) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-loki-") as t:
-        rx, url, stats_file = start_receiver(LOKI, Path(t), "--accept-old")
-        try:
-            sink = LokiSink("bench", Config(url=url))
-            sink.start()
-            n = sum(len(b) for b in bs)
-            c0, t0 = cpu(), time.monotonic()
-            rejected = sum(len(sink.send(b).rejected) for b in bs)
-            wall, used = time.monotonic() - t0, cpu() - c0
-            sink.close()
-        finally:
-            st = stop_receiver(rx, stats_file)
-    print(
-        f"sink alone (pre-validated batches of 20,000): {n:,} lines, rejected {rejected}, "
-        f"delivered {st.get('accepted', 0):,}"
-    )
-    print(f"  {n / wall:,.0f} lines/s wall; {used * 1e6 / n:.2f} CPU-s per million lines")
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -207,7 +194,7 @@ def main() -> None:
     if args.mode in ("sink", "both"):
         bs = batches(args.corpus, args.lines)
         run_encode_compare(bs)
-        run_sink(bs)
+        run_sink_alone(LOKI, lambda url: LokiSink("bench", Config(url=url)), bs, "--accept-old")
 
 
 if __name__ == "__main__":

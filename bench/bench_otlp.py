@@ -28,7 +28,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import write_corpus  # noqa: E402
-from bench.harness import batches, corpus_prefix, cpu, start_receiver, stop_receiver  # noqa: E402
+from bench.harness import (  # noqa: E402
+    batches,
+    corpus_prefix,
+    cpu,
+    run_sink_alone,
+    start_receiver,
+    stop_receiver,
+)
 from sidecar.sinks.base import Batch  # noqa: E402
 from sidecar.sinks.compress import gzip  # noqa: E402
 from sidecar.sinks.otlp import Config, OTLPSink, resource_attributes  # noqa: E402
@@ -123,26 +130,6 @@ def run_encode_compare(bs: list[Batch]) -> None:
     print(f"  opentelemetry-proto  : {official * 1e6 / n:.2f} CPU-s per million lines")
 
 
-def run_sink(bs: list[Batch]) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-otlp-") as t:
-        rx, url, stats_file = start_receiver(RECEIVERS["otlp"], Path(t))
-        try:
-            sink = OTLPSink("bench", Config(url=url))
-            sink.start()
-            n = sum(len(b) for b in bs)
-            c0, t0 = cpu(), time.monotonic()
-            rejected = sum(len(sink.send(b).rejected) for b in bs)
-            wall, used = time.monotonic() - t0, cpu() - c0
-            sink.close()
-        finally:
-            st = stop_receiver(rx, stats_file)
-    print(
-        f"sink alone (pre-validated batches of 20,000): {n:,} lines, rejected {rejected}, "
-        f"delivered {st.get('accepted', 0):,}; {n / wall:,.0f} lines/s wall; "
-        f"{used * 1e6 / n:.2f} CPU-s per million lines"
-    )
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
@@ -164,7 +151,7 @@ def main() -> None:
         if args.mode in ("encode", "all"):
             run_encode_compare(bs)
         if args.mode in ("sink", "all"):
-            run_sink(bs)
+            run_sink_alone(RECEIVERS["otlp"], lambda url: OTLPSink("bench", Config(url=url)), bs)
 
 
 if __name__ == "__main__":
