@@ -112,7 +112,6 @@ class LokiCounter:
         self.services = services
         self.instance = instance
         self.by_instance = by_instance
-        self.instance_label = instance_label
         self.concurrency = concurrency
         self.shard_ns = shard_ns
         self.name = f"loki {display_url(cfg.url)}"
@@ -129,10 +128,8 @@ class LokiCounter:
 
     # -- queries ----------------------------------------------------------------------------
 
-    def selector(self, service: str | None = None, family: _Family | None = None) -> str:
-        """The family's stream selector (the configured one by default) plus the service and
-        instance matchers asked for."""
-        fam = family or self.families[0]
+    def selector(self, fam: _Family, service: str | None = None) -> str:
+        """The family's stream selector plus the service and instance matchers asked for."""
         base = fam.selector.strip()
         if not (base.startswith("{") and base.endswith("}")):
             raise TraceUsageError(f"loki: selector {base!r} must be a stream selector {{...}}")
@@ -151,8 +148,7 @@ class LokiCounter:
             return base
         return base[:-1].rstrip() + ", " + ", ".join(extra) + "}"
 
-    def query(self, selector: str, family: _Family | None = None) -> str:
-        fam = family or self.families[0]
+    def query(self, fam: _Family, selector: str) -> str:
         by = fam.service_label
         if self.by_instance:
             by += f", {fam.instance_label}"
@@ -164,7 +160,7 @@ class LokiCounter:
         """Lines per (service, minute) for every bucket of ``rng`` (``Edges.LEFT_OPEN``)."""
         out = BackendCounts(self.name)
         for fam in self.families:
-            out.info.append(f"LogQL {self.query(self.selector(family=fam), fam)}")
+            out.info.append(f"LogQL {self.query(fam, self.selector(fam))}")
         pieces = rng.split(self.shard_ns // MINUTE_NS, align_ns=DAY_NS)
         try:
             with ThreadPoolExecutor(self.concurrency, thread_name_prefix="audit-loki") as pool:
@@ -188,7 +184,7 @@ class LokiCounter:
                 self._family_piece(out, p, fam)
             return
         try:
-            self._matrix(out, self.query(self.selector(family=fam), fam), piece, fam)
+            self._matrix(out, self.query(fam, self.selector(fam)), piece, fam)
         except _SeriesLimit as exc:
             if self.services and len(self.services) == 1:
                 raise BackendError(self.name, f"{exc} (drop --by-instance?)") from None
@@ -199,7 +195,7 @@ class LokiCounter:
             )
             for svc in services:
                 try:
-                    self._matrix(out, self.query(self.selector(svc, fam), fam), piece, fam)
+                    self._matrix(out, self.query(fam, self.selector(fam, svc)), piece, fam)
                 except _SeriesLimit as again:
                     raise BackendError(
                         self.name, f"{again} (service {svc!r}; drop --by-instance?)"
@@ -278,7 +274,7 @@ class LokiCounter:
         params = {
             "start": str(piece.first),
             "end": str(piece.end + 1),
-            "query": self.selector(family=fam),
+            "query": self.selector(fam),
         }
         try:
             data = self._get(out, f"/loki/api/v1/label/{fam.service_label}/values", params)
