@@ -502,6 +502,25 @@ def by_seq(records: Iterable[tuple[str, Any]]) -> dict[str, set[Any]]:
     return forms
 
 
+def fault_kinds(kinds: list[str], chance: float) -> Callable[[random.Random], str | None]:
+    """Each tick, with probability ``chance``, the kind of fault to arm (``None``: none this
+    tick): every kind once first, in an order drawn from the run's seed, then kinds at
+    random."""
+    pending: list[str] = []
+    started = False
+
+    def draw(rng: random.Random) -> str | None:
+        nonlocal started
+        if not started:
+            pending.extend(rng.sample(kinds, len(kinds)))
+            started = True
+        if rng.random() >= chance:
+            return None
+        return pending.pop(0) if pending else rng.choice(kinds)
+
+    return draw
+
+
 def http_faults(rx: Any, chance: float, timeout: float) -> Callable[[random.Random], list[str]]:
     """Faults for a receiver with the shared fault API (``tests/receivers/faults.py``: the Loki
     and OTLP receivers). Each tick, with probability ``chance``, arm one: 429 with
@@ -509,18 +528,12 @@ def http_faults(rx: Any, chance: float, timeout: float) -> Callable[[random.Rand
     stored: outcome unknown), an answer slower than the client's ``timeout`` (stored), or an
     outage of 502/503. The first five that fire cover every kind once (in a seeded order),
     then kinds are drawn at random."""
-    kinds = ["429", "500", "reset", "slow", "outage"]
-    pending: list[str] = []
-    started = False
+    draw = fault_kinds(["429", "500", "reset", "slow", "outage"], chance)
 
     def arm(rng: random.Random) -> list[str]:
-        nonlocal started
-        if not started:
-            pending.extend(rng.sample(kinds, len(kinds)))
-            started = True
-        if rng.random() >= chance:
+        kind = draw(rng)
+        if kind is None:
             return []
-        kind = pending.pop(0) if pending else rng.choice(kinds)
         if kind == "429":
             rx.fail_next(rng.randint(1, 3), 429, retry_after="1")
         elif kind == "500":

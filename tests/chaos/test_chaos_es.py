@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 
 import orjson
 import pytest
-from chaoshelp import Chaos, Outcome, quarantine_entries
+from chaoshelp import Chaos, Outcome, fault_kinds, quarantine_entries
 
 from tests.receivers.elasticsearch import EsReceiver
 
@@ -28,18 +28,12 @@ def es() -> Iterator[EsReceiver]:
 
 def es_faults(rx: EsReceiver, chance: float) -> Callable[[random.Random], list[str]]:
     """Like the Loki suite: every kind once in a seeded order, then random kinds."""
-    kinds = ["429", "500", "item-429", "reset", "slow", "outage"]
-    pending: list[str] = []
-    started = False
+    draw = fault_kinds(["429", "500", "item-429", "reset", "slow", "outage"], chance)
 
     def arm(rng: random.Random) -> list[str]:
-        nonlocal started
-        if not started:
-            pending.extend(rng.sample(kinds, len(kinds)))
-            started = True
-        if rng.random() >= chance:
+        kind = draw(rng)
+        if kind is None:
             return []
-        kind = pending.pop(0) if pending else rng.choice(kinds)
         f = rx.faults
         if kind == "429":
             f.fail_requests(rng.randint(1, 3), 429, retry_after=1)
