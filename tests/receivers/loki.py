@@ -68,7 +68,7 @@ from .loki_wire import (
     parse_time_param,
     rfc3339,
 )
-from .served import Served, serve_cli
+from .served import HTTPError, Served, serve_cli
 
 HOUR = 3600 * 10**9
 MIB = 1024 * 1024
@@ -157,13 +157,6 @@ class Counters:
     query_requests: int = 0
     metric_queries: int = 0
     cache_hits: int = 0
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
 
 
 class LokiReceiver(Served, FaultInjection):
@@ -257,7 +250,6 @@ class LokiReceiver(Served, FaultInjection):
         """``POST /otlp/v1/logs``: OTLP/HTTP mapped to streams as Loki does
         (:mod:`.loki_otlp`), then validated and stored like a push."""
         from . import loki_otlp
-        from .otlp import HTTPError as OTLPError
         from .otlp import decode_request
 
         if cenc not in ("", "gzip"):
@@ -269,7 +261,7 @@ class LokiReceiver(Served, FaultInjection):
             return 400, f"content type: {ctype} is not supported"
         try:
             streams = loki_otlp.to_streams(decode_request(body, ctype, cenc))
-        except OTLPError as exc:
+        except HTTPError as exc:  # what the OTLP decoder refuses
             return 400, exc.text
         except ValueError as exc:
             return 400, f"symbolizer lookup: {exc}"

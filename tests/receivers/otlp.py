@@ -45,7 +45,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from .faults import FaultInjection, serve_fault
-from .served import Served, serve_cli
+from .served import HTTPError, Served, serve_cli
 
 MIB = 1024 * 1024
 PROTOBUF = "application/x-protobuf"
@@ -109,13 +109,6 @@ class Counters:
     faults_served: int = 0
     gzip_requests: int = 0
     json_requests: int = 0
-
-
-class HTTPError(Exception):
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(text)
-        self.status = status
-        self.text = text
 
 
 def _hex_ids_to_base64(doc: Any) -> None:

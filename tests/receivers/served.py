@@ -99,3 +99,12 @@ def serve_cli(
             json.dump(rx.stats(), f)  # type: ignore[attr-defined]
     rx.stop()
     return 0
+
+
+class HTTPError(Exception):
+    """A receiver's refusal: the status and the server's text, as the handler answers it."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
