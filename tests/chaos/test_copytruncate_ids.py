@@ -58,3 +58,35 @@ def test_copytruncate_after_kill9_no_es_duplicates(chaos: Chaos) -> None:
         seqs = [d["seq"] for d in es.documents("logs-*")]
         assert len(set(seqs)) == n
         assert len(seqs) == n, f"{len(seqs) - n} stored twice"
+
+
+def test_kill9_before_any_checkpoint_save_then_copytruncate_no_es_duplicates(
+    chaos: Chaos,
+) -> None:
+    # Checkpoints are saved only every hour here, so nothing but the file's discovery can
+    # have made its identity durable before the kill. Found by the ES chaos run (700 lines
+    # stored twice): the copy had no lineage after the restart and got new ids.
+    n = 500
+    with EsReceiver() as es:
+        chaos.write_config(
+            [{"name": "es", "type": "elasticsearch", "url": es.url, "timeout": "2s"}],
+            checkpoint={"interval": "1h"},
+        )
+        log = chaos.logs / "app.log"
+        now = time.time()
+        with open(log, "wb") as f:
+            for i in range(n):
+                ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{i:06d}Z"
+                f.write(
+                    b'{"timestamp":"%s","level":"INFO","service":"app","message":"m","seq":"app-%d"}\n'
+                    % (ts.encode(), i)
+                )
+        side = chaos.start_sidecar()
+        wait_until(lambda: es.count("logs-*") >= n, 30, "every line delivered")
+        side.kill9()
+        shutil.copyfile(log, log.with_name("app.log.1"))  # logrotate copytruncate
+        os.truncate(log, 0)
+        chaos.drain()
+        seqs = [d["seq"] for d in es.documents("logs-*")]
+        assert len(set(seqs)) == n
+        assert len(seqs) == n, f"{len(seqs) - n} stored twice"
